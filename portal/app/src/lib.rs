@@ -1,0 +1,62 @@
+//! The portal's user interface: the HTML shell, the router and every page.
+//!
+//! This crate holds no I/O. The server renders it (feature `ssr`) and the browser bundle
+//! hydrates it (feature `hydrate`); anything that touches the database or the network lives
+//! in the server crate and reaches these components through context or server functions.
+
+pub mod bundle;
+mod layout;
+mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path, SsrMode,
+};
+
+pub use bundle::Bundle;
+use layout::Layout;
+
+/// The product's name as people see it.
+pub const PRODUCT_NAME: &str = "Chatmail Relay Kit";
+
+/// The whole HTML document around the app. The server calls this for every page.
+pub fn shell(bundle: Bundle) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="stylesheet" href=bundle.css.clone() />
+                <link rel="icon" href=bundle.favicon.clone() type="image/svg+xml" />
+                <meta name="color-scheme" content="light dark" />
+                <bundle::BundleScripts bundle />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The router and every page; the part of the document that hydrates.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title formatter=|page: String| {
+            if page.is_empty() { PRODUCT_NAME.to_string() } else { format!("{page} · {PRODUCT_NAME}") }
+        } />
+        <Router>
+            <Layout>
+                <Routes fallback=pages::NotFound>
+                    <Route path=path!("/") view=pages::Landing ssr=SsrMode::InOrder />
+                    <Route path=path!("/start") view=pages::Start ssr=SsrMode::InOrder />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

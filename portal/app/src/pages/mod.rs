@@ -1,0 +1,9 @@
+//! One module per page.
+
+mod landing;
+mod not_found;
+mod start;
+
+pub use landing::Landing;
+pub use not_found::NotFound;
+pub use start::Start;

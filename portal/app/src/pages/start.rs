@@ -1,0 +1,19 @@
+//! The first step of setting up: what you need before you begin.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn Start() -> impl IntoView {
+    view! {
+        <Title text="Get started" />
+        <h1>"Before you begin"</h1>
+        <p>"Have these ready; the whole setup then takes about half an hour."</p>
+        <ul class="checklist">
+            <li>"A name for your relay: a domain you control, or a free subdomain from this portal."</li>
+            <li>"The login to your DNS provider (often the company you bought the domain from)."</li>
+            <li>"A Raspberry Pi 4 or 5, or a virtual machine, with the ports named on the home page reachable from the internet."</li>
+            <li>"Delta Chat installed on your phone or computer."</li>
+        </ul>
+    }
+}

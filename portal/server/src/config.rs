@@ -1,0 +1,94 @@
+//! The portal's settings, from command-line flags or the environment.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "chatmail-portal",
+    version,
+    about = "The web portal that sets up chatmail relays for groups of friends"
+)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The URL people use to reach this portal (used in links and redirects).
+    /// Defaults to http://<listen address>.
+    #[arg(long, env = "PUBLIC_BASE_URL")]
+    pub base_url: Option<String>,
+
+    /// PostgreSQL connection URL. Without it the portal runs its own private PostgreSQL
+    /// inside the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Where the portal keeps its files (the private database among them).
+    /// Defaults to $XDG_DATA_HOME/chatmail-portal, or /var/lib/chatmail-portal for root.
+    #[arg(long, env = "PORTAL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Directory with the built browser bundle and stylesheet (`manifest.json`, `pkg/`).
+    /// Defaults to `site` next to the executable, then the workspace's `target/site`.
+    #[arg(long, env = "PORTAL_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    pub fn base_url(&self) -> String {
+        match &self.base_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from("/var/lib/chatmail-portal");
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("chatmail-portal")
+    }
+
+    pub fn site_root(&self) -> PathBuf {
+        if let Some(dir) = &self.site_root {
+            return dir.clone();
+        }
+        // An installed portal keeps `site/` beside its binary; a build leaves it in the
+        // target directory, one level above `release/` or `debug/`.
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(PathBuf::from));
+        let candidates = exe_dir
+            .iter()
+            .flat_map(|dir| [dir.join("site"), dir.join("../site")])
+            .chain([PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/site"))]);
+        let mut last = PathBuf::new();
+        for dir in candidates {
+            if dir.join("manifest.json").exists() {
+                return dir;
+            }
+            last = dir;
+        }
+        last
+    }
+}
