@@ -1,1 +1,34 @@
+//! The harness for workspace-level end-to-end tests.
+//!
+//! Each helper starts one real service on loopback and stops it again when dropped, also
+//! when the test fails: a private PostgreSQL ([`postgres`]), the portal binary as a user
+//! runs it ([`portal`]), and headless Chromium driven over WebDriver ([`browser`]).
+//! Later suites add DNS servers, Pebble, Maddy and Delta Chat clients beside these.
 
+pub mod browser;
+pub mod portal;
+pub mod postgres;
+pub mod workspace;
+
+use std::net::TcpListener;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+/// A temporary directory that every user may enter (PostgreSQL runs as an unprivileged
+/// user when the tests run as root, and must reach its files inside).
+pub fn shared_temp_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("chatmail-test.")
+        .tempdir()
+        .expect("temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod temporary directory");
+    dir
+}

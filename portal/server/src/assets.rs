@@ -93,7 +93,8 @@ struct ManifestScripts {
 
 fn read_manifest(site_root: &Path) -> Result<ManifestScripts, String> {
     let path = site_root.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
     serde_json::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))
 }
 
@@ -109,7 +110,11 @@ async fn serve_pkg(
     if path == assets.favicon_path {
         return embedded(FAVICON, "image/svg+xml");
     }
-    let cache = if has_content_hash(&file) { IMMUTABLE } else { REVALIDATE };
+    let cache = if has_content_hash(&file) {
+        IMMUTABLE
+    } else {
+        REVALIDATE
+    };
     let mut response = match ServeDir::clone(&assets.pkg_dir)
         .oneshot(rewrite_path(request, &file))
         .await
@@ -134,7 +139,11 @@ async fn serve_pkg(
 /// ServeDir resolves the request's path against its root; strip the `/pkg` prefix.
 fn rewrite_path(request: Request, file: &str) -> Request {
     let (mut parts, body) = request.into_parts();
-    let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
     if let Ok(uri) = format!("/{file}{query}").parse() {
         parts.uri = uri;
     }

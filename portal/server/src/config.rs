@@ -50,6 +50,10 @@ impl Config {
     pub fn base_url(&self) -> String {
         match &self.base_url {
             Some(url) => url.trim_end_matches('/').to_string(),
+            // 0.0.0.0 or [::] listen everywhere but cannot be opened; name this machine instead.
+            None if self.listen.ip().is_unspecified() => {
+                format!("http://localhost:{}", self.listen.port())
+            }
             None => format!("http://{}", self.listen),
         }
     }
@@ -64,7 +68,9 @@ impl Config {
         let base = std::env::var_os("XDG_DATA_HOME")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
+            .or_else(|| {
+                std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"))
+            })
             .unwrap_or_else(|| PathBuf::from("."));
         base.join("chatmail-portal")
     }
@@ -81,7 +87,10 @@ impl Config {
         let candidates = exe_dir
             .iter()
             .flat_map(|dir| [dir.join("site"), dir.join("../site")])
-            .chain([PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/site"))]);
+            .chain([PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../target/site"
+            ))]);
         let mut last = PathBuf::new();
         for dir in candidates {
             if dir.join("manifest.json").exists() {

@@ -57,12 +57,11 @@ impl DataDir {
             source,
         })?;
 
-        let lock_file = File::create(path.join("portal.lock")).map_err(|source| {
-            DataDirError::NotWritable {
+        let lock_file =
+            File::create(path.join("portal.lock")).map_err(|source| DataDirError::NotWritable {
                 path: path.clone(),
                 source,
-            }
-        })?;
+            })?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| DataDirError::InUse { path: path.clone() })?;
         Ok(DataDir { path, _lock: lock })

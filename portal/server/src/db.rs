@@ -4,11 +4,13 @@ use std::time::Duration;
 
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
-    PgPool,
+    ConnectOptions, Connection, PgPool,
 };
 
 /// The schema, from the workspace's `migrations/` directory, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -22,15 +24,39 @@ pub enum DbError {
 
 /// Parses a `DATABASE_URL`, explaining what is wrong with it.
 pub fn parse_url(url: &str) -> Result<PgConnectOptions, DbError> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    if !matches!(scheme, Some("postgres" | "postgresql")) {
+        return Err(DbError::BadUrl(
+            "it must start with postgres:// or postgresql://".to_string(),
+        ));
+    }
     url.parse::<PgConnectOptions>()
         .map_err(|err| DbError::BadUrl(one_line(&err.to_string())))
 }
 
 /// Opens a pool and brings the schema up to date.
 pub async fn connect(options: PgConnectOptions, target: &str) -> Result<PgPool, DbError> {
+    // One direct attempt first: a pool only reports "timed out", while a single
+    // connection says why (refused, unknown host, wrong password).
+    let unreachable = |reason: String| DbError::Unreachable {
+        target: target.to_string(),
+        reason,
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+        }
+        Ok(Err(err)) => return Err(unreachable(describe(&err))),
+        Err(_) => {
+            return Err(unreachable(format!(
+                "no answer within {} seconds",
+                CONNECT_TIMEOUT.as_secs()
+            )))
+        }
+    }
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(options)
         .await
         .map_err(|err| DbError::Unreachable {

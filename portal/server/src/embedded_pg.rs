@@ -120,7 +120,11 @@ impl PgPrograms {
                 .ok_or_else(|| EmbeddedPgError::VersionMismatch {
                     dir: PathBuf::new(),
                     data_version: wanted.to_string(),
-                    found: found.iter().map(|p| p.major.as_str()).collect::<Vec<_>>().join(", "),
+                    found: found
+                        .iter()
+                        .map(|p| p.major.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
         }
         found.sort_by_key(|p| p.major.parse::<u32>().unwrap_or(0));
@@ -192,8 +196,11 @@ impl RunAs {
     }
 
     fn give(&self, path: &Path) -> Result<(), EmbeddedPgError> {
-        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
-            .map_err(io_error(format!("cannot hand {} to user {}", path.display(), self.name)))
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).map_err(io_error(format!(
+            "cannot hand {} to user {}",
+            path.display(),
+            self.name
+        )))
     }
 }
 
@@ -216,8 +223,10 @@ impl EmbeddedPostgres {
     /// Starts (and on first use creates) the cluster kept in `cluster_dir`, and makes sure
     /// the portal's database exists. `cluster_dir` is created if needed.
     pub async fn start(cluster_dir: &Path) -> Result<Self, EmbeddedPgError> {
-        let cluster_dir = std::path::absolute(cluster_dir)
-            .map_err(io_error(format!("bad data directory {}", cluster_dir.display())))?;
+        let cluster_dir = std::path::absolute(cluster_dir).map_err(io_error(format!(
+            "bad data directory {}",
+            cluster_dir.display()
+        )))?;
         let pgdata = cluster_dir.join("pgdata");
         let data_version = std::fs::read_to_string(pgdata.join("PG_VERSION"))
             .ok()
@@ -310,12 +319,18 @@ impl EmbeddedPostgres {
         self.options_for(DATABASE)
     }
 
-    /// A `postgres://` URL for this cluster (for tools and child processes).
+    /// A `postgres://` URL for this cluster (for tools and child processes); the socket
+    /// directory goes into the host part, percent-encoded, as libpq and sqlx read it.
     pub fn url(&self) -> String {
-        format!(
-            "postgres://{ROLE}@/{DATABASE}?host={}&port={SOCKET_PORT}",
-            self.socket_dir.display()
-        )
+        let mut host = String::new();
+        for byte in self.socket_dir.as_os_str().as_encoded_bytes() {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(byte) {
+                host.push(*byte as char);
+            } else {
+                host.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        format!("postgres://{ROLE}@{host}:{SOCKET_PORT}/{DATABASE}")
     }
 
     fn options_for(&self, database: &str) -> PgConnectOptions {
@@ -432,22 +447,36 @@ async fn init_cluster(
     command
         .arg("-D")
         .arg(pgdata)
-        .args(["-U", ROLE, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions"])
+        .args([
+            "-U",
+            ROLE,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-instructions",
+        ])
         .env("LC_ALL", "C")
         .stdin(Stdio::null());
     if let Some(user) = run_as {
         command.uid(user.uid).gid(user.gid);
     }
-    let output = command.output().await.map_err(|err| EmbeddedPgError::Init {
-        dir: pgdata.to_path_buf(),
-        detail: err.to_string(),
-    })?;
+    let output = command
+        .output()
+        .await
+        .map_err(|err| EmbeddedPgError::Init {
+            dir: pgdata.to_path_buf(),
+            detail: err.to_string(),
+        })?;
     if !output.status.success() {
         let _ = std::fs::remove_dir_all(pgdata);
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(EmbeddedPgError::Init {
             dir: pgdata.to_path_buf(),
-            detail: stderr.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" / "),
+            detail: stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join(" / "),
         });
     }
     Ok(())
@@ -459,7 +488,11 @@ async fn stop_orphan(pgdata: &Path) {
     let Ok(pid_file) = std::fs::read_to_string(pgdata.join("postmaster.pid")) else {
         return;
     };
-    let Some(pid) = pid_file.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else {
+    let Some(pid) = pid_file
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+    else {
         return;
     };
     let is_postgres = std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -468,7 +501,10 @@ async fn stop_orphan(pgdata: &Path) {
     if !is_postgres {
         return; // stale file; PostgreSQL removes it itself
     }
-    tracing::warn!(pid, "stopping a PostgreSQL left running by an earlier portal");
+    tracing::warn!(
+        pid,
+        "stopping a PostgreSQL left running by an earlier portal"
+    );
     let pid = Pid::from_raw(pid);
     let _ = kill(pid, Signal::SIGINT);
     let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
@@ -490,7 +526,9 @@ fn socket_dir_for(
         let temp = tempfile::Builder::new()
             .prefix("chatmail-portal-pg.")
             .tempdir()
-            .map_err(io_error("cannot create a socket directory under the temporary directory"))?;
+            .map_err(io_error(
+                "cannot create a socket directory under the temporary directory",
+            ))?;
         (temp.path().to_path_buf(), Some(temp))
     };
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))

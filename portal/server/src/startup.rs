@@ -83,18 +83,17 @@ async fn serve(
         assets,
     });
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartupError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartupError::Listen {
+                addr: config.listen,
+                source,
+            })?;
     let local = listener.local_addr().map_err(StartupError::Serve)?;
-    tracing::info!(
-        url = %config.base_url(),
-        listen = %local,
-        "portal ready"
-    );
+    tracing::info!(url = %config.base_url(), listen = %local, "portal ready");
+    // The one line a person running the portal by hand needs, on standard output.
+    println!("Portal ready: open {}/ in your browser", config.base_url());
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of the project on this machine: installs what the tests need (Debian
+# packages, Rust targets, the pinned wasm-bindgen CLI), builds the browser bundle and the
+# portal, checks formatting and lints, then runs the whole test suite. Safe to re-run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+cd "$ROOT"
+
+log() { printf '==> %s\n' "$*" >&2; }
+started=$(date +%s)
+
+# Test-only tools: Chromium and its WebDriver (Debian's, never a downloaded browser),
+# and two independent zone checkers for the exported zone files.
+"$ROOT/portal/scripts/install-deps.sh" chromium chromium-driver bind9-utils knot-dnssecutils
+for component in rustfmt clippy; do
+    if ! rustup component list --installed | grep -q "^$component"; then
+        rustup component add "$component"
+    fi
+done
+# Reuse a compiler cache when the machine has one.
+if [[ -z "${RUSTC_WRAPPER:-}" ]] && command -v sccache >/dev/null; then
+    export RUSTC_WRAPPER=sccache
+fi
+
+log "formatting"
+cargo fmt --all --check
+
+"$ROOT/portal/scripts/build.sh" debug
+
+log "lints"
+cargo clippy --quiet --all-targets -- -D warnings
+
+log "tests"
+export CHATMAIL_PORTAL_BIN="$CARGO_TARGET_DIR/debug/chatmail-portal"
+cargo test --quiet --no-fail-fast
+
+log "all tests passed in $(( $(date +%s) - started )) s"
