@@ -1,0 +1,1 @@
+//! DNS checker (being built).
