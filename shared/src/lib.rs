@@ -16,6 +16,7 @@ pub mod domain;
 pub mod email;
 pub mod mta_sts;
 pub mod pages;
+pub mod public_address;
 pub mod qr;
 pub mod signing_key;
 pub mod web_url;

@@ -1,12 +1,17 @@
-//! The frame every page shares: skip link, header with the product name, main area, footer.
+//! The frame every page shares: skip link, header with the product name and the account
+//! links, main area, footer.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::PRODUCT_NAME;
+use crate::{
+    components::{provide_page_context, WithContext},
+    PRODUCT_NAME,
+};
 
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
+    provide_page_context();
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="site-header">
@@ -15,7 +20,19 @@ pub fn Layout(children: Children) -> impl IntoView {
                 {PRODUCT_NAME}
             </A>
             <nav aria-label="Main">
-                <A href="/start">"Get started"</A>
+                <WithContext children=|context| match context.viewer {
+                    Some(viewer) => view! {
+                        <A href="/groups">"Your groups"</A>
+                        {viewer.is_operator.then(|| view! { <A href="/operator">"Operator"</A> })}
+                        <A href="/account" attr:title=viewer.email.clone()>"Account"</A>
+                    }
+                        .into_any(),
+                    None => view! {
+                        <A href="/start">"Get started"</A>
+                        <A href="/signin">"Sign in"</A>
+                    }
+                        .into_any(),
+                } />
             </nav>
         </header>
         <main id="main" tabindex="-1">{children()}</main>

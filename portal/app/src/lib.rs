@@ -4,7 +4,12 @@
 //! hydrates it (feature `hydrate`); anything that touches the database or the network lives
 //! in the server crate and reaches these components through context or server functions.
 
+// Leptos view trees are deeply nested types; the larger pages need more room.
+#![recursion_limit = "256"]
+
+pub mod api;
 pub mod bundle;
+mod components;
 mod layout;
 mod pages;
 
@@ -14,6 +19,10 @@ use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
 };
+
+/// Every page renders in order on the server, so it arrives complete and works without
+/// JavaScript; hydration then takes over.
+const SSR: SsrMode = SsrMode::InOrder;
 
 pub use bundle::Bundle;
 use layout::Layout;
@@ -53,8 +62,16 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=pages::NotFound>
-                    <Route path=path!("/") view=pages::Landing ssr=SsrMode::InOrder />
-                    <Route path=path!("/start") view=pages::Start ssr=SsrMode::InOrder />
+                    <Route path=path!("/") view=pages::Landing ssr=SSR />
+                    <Route path=path!("/start") view=pages::Start ssr=SSR />
+                    <Route path=path!("/signup") view=pages::SignUp ssr=SSR />
+                    <Route path=path!("/signin") view=pages::SignIn ssr=SSR />
+                    <Route path=path!("/account") view=pages::Account ssr=SSR />
+                    <Route path=path!("/groups") view=pages::Groups ssr=SSR />
+                    <Route path=path!("/groups/:id") view=pages::Group ssr=SSR />
+                    <Route path=path!("/groups/:id/setup/:step") view=pages::Setup ssr=SSR />
+                    <Route path=path!("/invite/:token") view=pages::Invite ssr=SSR />
+                    <Route path=path!("/operator") view=pages::Operator ssr=SSR />
                 </Routes>
             </Layout>
         </Router>

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -11,6 +11,9 @@ use clap::{Parser, ValueEnum};
     about = "The web portal that sets up chatmail relays for groups of friends"
 )]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address and port to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -22,12 +25,12 @@ pub struct Config {
 
     /// PostgreSQL connection URL. Without it the portal runs its own private PostgreSQL
     /// inside the data directory.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
 
     /// Where the portal keeps its files (the private database among them).
     /// Defaults to $XDG_DATA_HOME/chatmail-portal, or /var/lib/chatmail-portal for root.
-    #[arg(long, env = "PORTAL_DATA_DIR")]
+    #[arg(long, env = "PORTAL_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
     /// Directory with the built browser bundle and stylesheet (`manifest.json`, `pkg/`).
@@ -35,9 +38,31 @@ pub struct Config {
     #[arg(long, env = "PORTAL_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
 
+    /// The portal runs behind a reverse proxy: take the client's address from the last
+    /// hop of X-Forwarded-For (for rate limits and the audit log).
+    #[arg(long, env = "PORTAL_BEHIND_PROXY")]
+    pub behind_proxy: bool,
+
+    /// DNS resolver (address:port) for name-server lookups, instead of the system's.
+    #[arg(long, env = "PORTAL_DNS_RESOLVER")]
+    pub dns_resolver: Option<std::net::SocketAddr>,
+
     /// Log format.
     #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Serve the portal (the default).
+    Serve,
+    /// Make an account a community operator, creating it if needed. A new account gets a
+    /// random password, printed once (or PORTAL_OPERATOR_PASSWORD if set).
+    CreateOperator {
+        /// The operator's e-mail address.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

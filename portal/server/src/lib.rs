@@ -2,21 +2,49 @@
 //! The pages themselves live in `chatmail-portal-app`.
 
 pub mod assets;
+pub mod auth;
+pub mod backend;
 pub mod config;
 pub mod data_dir;
 pub mod db;
+pub mod dns_detect;
 pub mod embedded_pg;
+pub mod forms;
 pub mod health;
+pub mod operator_cli;
+pub mod relay_config;
 pub mod startup;
 
-use axum::{extract::FromRef, routing::get, Router};
-use chatmail_portal_app::{shell, App};
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRef, Request},
+    http::{header, HeaderValue, Method},
+    middleware::{self, Next},
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+    Router,
+};
+use chatmail_portal_app::{api::backend::SharedBackend, shell, App};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use sqlx::PgPool;
-use tower_http::{compression::CompressionLayer, trace::TraceLayer};
+use tower_http::{
+    compression::CompressionLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
+};
+use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::PostgresStore;
 
 pub use assets::Assets;
+
+/// Settings the request handlers need.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The portal's public URL without a trailing slash, e.g. `https://portal.example.org`.
+    pub base_url: String,
+    /// Trust the last `X-Forwarded-For` hop (the portal runs behind a reverse proxy).
+    pub behind_proxy: bool,
+}
 
 /// What every request handler can reach.
 #[derive(Clone, FromRef)]
@@ -24,26 +52,100 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub pool: PgPool,
     pub assets: Assets,
+    pub settings: Arc<Settings>,
 }
 
+/// Paths whose pages need a signed-in person; anonymous visitors are sent to sign in.
+const SIGNED_IN_PAGES: &[&str] = &["/groups", "/account", "/operator"];
+
 /// The complete HTTP application. `main` serves it; tests call it directly.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, sessions: PostgresStore) -> Router {
     let bundle = state.assets.bundle.clone();
     let page_shell = move || shell(bundle.clone());
-    let context = {
-        let pool = state.pool.clone();
-        move || provide_context(pool.clone())
-    };
+    let backend: SharedBackend = Arc::new(backend::PortalBackend {
+        state: state.clone(),
+    });
+    let context = move || provide_context(backend.clone());
     let routes = generate_route_list(App);
+
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name("portal_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.settings.base_url.starts_with("https://"))
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(14)));
+
     Router::new()
         .route("/healthz", get(health::healthz))
         .merge(state.assets.router())
+        .merge(forms::routes())
         .leptos_routes_with_context(&state, routes, context.clone(), page_shell.clone())
         // Every unknown address renders the app, whose fallback is the styled 404 page.
         .fallback(leptos_axum::render_app_to_stream_in_order_with_context(
             context, page_shell,
         ))
+        .layer(middleware::from_fn(private_responses))
+        .layer(middleware::from_fn(sign_in_first))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::csrf::same_origin_only,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::session::attach,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::client_ip::attach,
+        ))
+        .layer(session_layer)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Pages for signed-in people redirect anonymous visitors to the sign-in page, which
+/// brings them back afterwards.
+async fn sign_in_first(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let protected = SIGNED_IN_PAGES
+        .iter()
+        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")));
+    if request.method() == Method::GET
+        && protected
+        && request.extensions().get::<auth::CurrentAccount>().is_none()
+    {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/groups");
+        return Redirect::to(&format!("/signin?next={}", forms::urlencode(target))).into_response();
+    }
+    next.run(request).await
+}
+
+/// Personal pages and page data must never sit in a shared cache.
+async fn private_responses(request: Request, next: Next) -> Response {
+    let personal = request.extensions().get::<auth::CurrentAccount>().is_some()
+        || request.uri().path().starts_with("/api/");
+    let mut response = next.run(request).await;
+    if personal {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }

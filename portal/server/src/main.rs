@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use chatmail_portal::{
-    config::{Config, LogFormat},
-    startup,
+    config::{Command, Config, LogFormat},
+    operator_cli, startup,
 };
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -23,7 +23,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(startup::run(config)) {
+    let outcome = match config.command.clone() {
+        None | Some(Command::Serve) => runtime
+            .block_on(startup::run(config))
+            .map_err(|err| err.to_string()),
+        Some(Command::CreateOperator { email }) => runtime
+            .block_on(operator_cli::create_operator(&config, &email))
+            .map(|message| println!("{message}"))
+            .map_err(|err| err.to_string()),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");

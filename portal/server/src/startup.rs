@@ -3,17 +3,19 @@
 //! Every way start-up can fail ends in one [`StartupError`] whose message says what is
 //! wrong and what to do; `main` prints it as a single line.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use leptos::prelude::LeptosOptions;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::{
     config::Config,
     data_dir::{DataDir, DataDirError},
     db::{self, DbError},
     embedded_pg::{EmbeddedPgError, EmbeddedPostgres},
-    router, AppState, Assets,
+    router, AppState, Assets, Settings,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -24,64 +26,118 @@ pub enum StartupError {
     EmbeddedPostgres(#[from] EmbeddedPgError),
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error("preparing the session store failed: {0}")]
+    Sessions(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: io::Error },
     #[error("serving HTTP failed: {0}")]
     Serve(io::Error),
 }
 
+/// The database the portal works on, and what must stay alive while it is used.
+pub struct Database {
+    pub pool: PgPool,
+    embedded: Option<EmbeddedPostgres>,
+    _data_dir: DataDir,
+}
+
+impl Database {
+    /// Opens the data directory and the database (starting the private PostgreSQL when
+    /// no DATABASE_URL is given), and brings the schema up to date.
+    pub async fn open(config: &Config) -> Result<Database, StartupError> {
+        let data_dir = DataDir::open(&config.data_dir())?;
+        tracing::info!(data_dir = %data_dir.path().display(), "data directory ready");
+        let mut embedded = None;
+        let (options, target) = match &config.database_url {
+            Some(url) => {
+                let options = db::parse_url(url)?;
+                let target = db::describe_target(&options);
+                (options, target)
+            }
+            None => {
+                let postgres = EmbeddedPostgres::start(&data_dir.postgres_dir()).await?;
+                tracing::info!(
+                    version = %postgres.programs.major,
+                    created = postgres.created,
+                    "private PostgreSQL running"
+                );
+                let options = postgres.connect_options();
+                embedded = Some(postgres);
+                (
+                    options,
+                    "the private PostgreSQL in the data directory".to_string(),
+                )
+            }
+        };
+        match db::connect(options, &target).await {
+            Ok(pool) => Ok(Database {
+                pool,
+                embedded,
+                _data_dir: data_dir,
+            }),
+            Err(err) => {
+                if let Some(postgres) = embedded {
+                    postgres.stop().await;
+                }
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Closes every connection, then stops the private PostgreSQL if there is one.
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
+        if let Some(postgres) = self.embedded {
+            postgres.stop().await;
+        }
+    }
+}
+
 /// Runs the portal until SIGTERM or SIGINT, then shuts down in order: stop taking
 /// requests, finish those in flight, close the pool, stop the private database.
 pub async fn run(config: Config) -> Result<(), StartupError> {
-    let data_dir = DataDir::open(&config.data_dir())?;
-    tracing::info!(data_dir = %data_dir.path().display(), "data directory ready");
-
-    let mut embedded = None;
-    let (options, target) = match &config.database_url {
-        Some(url) => {
-            let options = db::parse_url(url)?;
-            let target = db::describe_target(&options);
-            (options, target)
-        }
-        None => {
-            let postgres = EmbeddedPostgres::start(&data_dir.postgres_dir()).await?;
-            tracing::info!(
-                version = %postgres.programs.major,
-                created = postgres.created,
-                "private PostgreSQL running"
-            );
-            let options = postgres.connect_options();
-            let target = "the private PostgreSQL in the data directory".to_string();
-            embedded = Some(postgres);
-            (options, target)
-        }
-    };
-
-    let result = serve(&config, options, &target).await;
-    if let Some(postgres) = embedded {
-        postgres.stop().await;
-    }
-    drop(data_dir);
+    crate::dns_detect::use_resolver(config.dns_resolver);
+    let database = Database::open(&config).await?;
+    let result = serve(&config, database.pool.clone()).await;
+    database.close().await;
     result
 }
 
-async fn serve(
-    config: &Config,
-    options: sqlx::postgres::PgConnectOptions,
-    target: &str,
-) -> Result<(), StartupError> {
-    let pool = db::connect(options, target).await?;
+async fn serve(config: &Config, pool: PgPool) -> Result<(), StartupError> {
+    let sessions = PostgresStore::new(pool.clone());
+    sessions
+        .migrate()
+        .await
+        .map_err(|err| StartupError::Sessions(err.to_string()))?;
+    // Expired sessions are removed in the background, hourly.
+    let cleanup = tokio::spawn({
+        let sessions = sessions.clone();
+        async move {
+            use tower_sessions::ExpiredDeletion;
+            let _ = sessions
+                .continuously_delete_expired(Duration::from_secs(3600))
+                .await;
+        }
+    });
+
     let assets = Assets::load(&config.site_root());
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")
         .site_addr(config.listen)
         .site_root(config.site_root().to_string_lossy().to_string())
         .build();
-    let app = router(AppState {
-        leptos_options,
-        pool: pool.clone(),
-        assets,
-    });
+    let app = router(
+        AppState {
+            leptos_options,
+            pool,
+            assets,
+            settings: Arc::new(Settings {
+                base_url: config.base_url(),
+                behind_proxy: config.behind_proxy,
+            }),
+        },
+        sessions,
+    );
 
     let listener =
         TcpListener::bind(config.listen)
@@ -94,12 +150,14 @@ async fn serve(
     tracing::info!(url = %config.base_url(), listen = %local, "portal ready");
     // The one line a person running the portal by hand needs, on standard output.
     println!("Portal ready: open {}/ in your browser", config.base_url());
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     tracing::info!("shutting down");
-    // Give in-flight queries a moment, then close every connection before the database stops.
-    let _ = tokio::time::timeout(Duration::from_secs(5), pool.close()).await;
+    cleanup.abort();
     served.map_err(StartupError::Serve)
 }
 

@@ -1,9 +1,19 @@
-//! One module per page.
+//! One module per page (or per family of pages).
 
+mod accounts;
+mod groups;
+mod invite;
 mod landing;
 mod not_found;
+mod operator;
+mod setup;
 mod start;
 
+pub use accounts::{Account, SignIn, SignUp};
+pub use groups::{Group, Groups};
+pub use invite::Invite;
 pub use landing::Landing;
 pub use not_found::NotFound;
+pub use operator::Operator;
+pub use setup::Setup;
 pub use start::Start;

@@ -1,4 +1,12 @@
 //! The connection pool, the schema migrations, and the database facts `/healthz` reports.
+//! One submodule per table family holds its queries.
+
+pub mod accounts;
+pub mod audit;
+pub mod groups;
+pub mod invites;
+pub mod operator;
+pub mod relays;
 
 use std::time::Duration;
 

@@ -1,0 +1,367 @@
+//! The data each page shows, as the server sends it to the page (and, serialized, to the
+//! hydrating browser). Plain serde types: no database ids beyond opaque strings.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The signed-in person, as pages need to know them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub email: String,
+    pub is_operator: bool,
+    /// The anti-forgery token every form of this session must carry.
+    pub csrf: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlashLevel {
+    Success,
+    Info,
+    Error,
+}
+
+/// A message from the last form submission, shown once on the page it redirected to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flash {
+    pub level: Option<FlashLevel>,
+    pub message: String,
+    /// Problems per form field name.
+    pub errors: BTreeMap<String, String>,
+    /// What the person typed, to fill the form in again (never passwords).
+    pub values: BTreeMap<String, String>,
+}
+
+impl Flash {
+    pub fn error_for(&self, field: &str) -> Option<String> {
+        self.errors.get(field).cloned()
+    }
+
+    pub fn value_of(&self, field: &str) -> Option<String> {
+        self.values.get(field).cloned()
+    }
+}
+
+/// What every page needs: who is looking, and the message from the last form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageContext {
+    pub viewer: Option<Viewer>,
+    pub flash: Flash,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Owner,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Owner => "Owner",
+            Role::Admin => "Admin",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub mail_domain: Option<String>,
+    pub completed_step: u8,
+    pub disabled: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyGroups {
+    pub groups: Vec<GroupSummary>,
+    /// How many groups one person may own on this portal.
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub account_id: String,
+    pub email: String,
+    pub role: Role,
+    pub is_me: bool,
+    pub joined: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InviteState {
+    Open,
+    Used,
+    Expired,
+    Revoked,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteInfo {
+    pub id: String,
+    pub created: String,
+    pub expires: String,
+    pub state: InviteState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPage {
+    pub id: String,
+    pub name: String,
+    pub my_role: Role,
+    pub disabled_reason: Option<String>,
+    pub members: Vec<Member>,
+    pub invites: Vec<InviteInfo>,
+    pub mail_domain: Option<String>,
+    pub completed_step: u8,
+}
+
+/// What someone holding an invite link sees before joining.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitePage {
+    pub group_name: Option<String>,
+    pub state: InviteLinkState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InviteLinkState {
+    Valid,
+    AlreadyMember,
+    Used,
+    Expired,
+    Revoked,
+    Unknown,
+}
+
+/// The setup wizard's steps, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SetupStep {
+    Domain,
+    Dns,
+    Settings,
+    Hardware,
+    Records,
+    Download,
+    Status,
+}
+
+impl SetupStep {
+    pub const ALL: [SetupStep; 7] = [
+        SetupStep::Domain,
+        SetupStep::Dns,
+        SetupStep::Settings,
+        SetupStep::Hardware,
+        SetupStep::Records,
+        SetupStep::Download,
+        SetupStep::Status,
+    ];
+
+    /// 1-based position.
+    pub fn number(self) -> u8 {
+        SetupStep::ALL.iter().position(|s| *s == self).unwrap_or(0) as u8 + 1
+    }
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            SetupStep::Domain => "domain",
+            SetupStep::Dns => "dns",
+            SetupStep::Settings => "settings",
+            SetupStep::Hardware => "hardware",
+            SetupStep::Records => "records",
+            SetupStep::Download => "download",
+            SetupStep::Status => "status",
+        }
+    }
+
+    pub fn from_slug(slug: &str) -> Option<SetupStep> {
+        SetupStep::ALL.into_iter().find(|s| s.slug() == slug)
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            SetupStep::Domain => "Name",
+            SetupStep::Dns => "DNS provider",
+            SetupStep::Settings => "Relay settings",
+            SetupStep::Hardware => "Hardware",
+            SetupStep::Records => "DNS records",
+            SetupStep::Download => "Download",
+            SetupStep::Status => "Status",
+        }
+    }
+
+    pub fn next(self) -> Option<SetupStep> {
+        SetupStep::ALL.get(self.number() as usize).copied()
+    }
+}
+
+/// The free subdomain zones a group may choose from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreeZone {
+    pub id: String,
+    pub zone: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Hardware {
+    RaspberryPi,
+    VirtualMachine,
+}
+
+impl Hardware {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hardware::RaspberryPi => "raspberry_pi",
+            Hardware::VirtualMachine => "virtual_machine",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Hardware> {
+        match text {
+            "raspberry_pi" => Some(Hardware::RaspberryPi),
+            "virtual_machine" => Some(Hardware::VirtualMachine),
+            _ => None,
+        }
+    }
+}
+
+/// The relay settings form, as strings so a rejected submission can be shown again as typed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsForm {
+    pub postal_address: String,
+    pub contact_mail: String,
+    pub data_officer: String,
+    pub supervisory_authority: String,
+    pub registration_open: bool,
+    pub max_mailbox_size_mb: String,
+    pub max_message_size_mb: String,
+    pub delete_mails_after_days: String,
+    pub delete_inactive_users_after_days: String,
+    pub update_checks: bool,
+}
+
+/// One record of the relay's DNS plan, for display.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRecordRow {
+    pub name: String,
+    pub rtype: String,
+    pub value: String,
+    pub ttl: u32,
+    pub required: bool,
+    pub reason: String,
+    /// The record waits for a fact the device publishes once it runs.
+    pub pending: Option<String>,
+}
+
+/// A DNS provider recognised from the domain's name servers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectedProvider {
+    pub name: String,
+    /// How the portal can write records there (e.g. "API token").
+    pub methods: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepData {
+    Domain {
+        mail_domain: Option<String>,
+        free_zones: Vec<FreeZone>,
+        /// The label and zone when the current name is a free subdomain.
+        free_label: Option<String>,
+        free_zone_id: Option<String>,
+    },
+    Dns {
+        mail_domain: String,
+        managed_by_portal: bool,
+        nameservers: Vec<String>,
+        provider: Option<DetectedProvider>,
+        lookup_problem: Option<String>,
+    },
+    Settings(SettingsForm),
+    Hardware {
+        hardware: Option<Hardware>,
+        ipv4: Option<String>,
+        ipv6: Option<String>,
+        /// The address the visitor's browser came from, when it is a public one.
+        visitor_ip: Option<String>,
+    },
+    Records {
+        mail_domain: String,
+        records: Vec<PlannedRecordRow>,
+    },
+    Download,
+    Status {
+        mail_domain: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupPage {
+    pub group_id: String,
+    pub group_name: String,
+    pub step: SetupStep,
+    /// Steps up to and including this number are done.
+    pub completed_step: u8,
+    pub disabled_reason: Option<String>,
+    pub data: StepData,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorSettings {
+    pub max_groups_per_account: u32,
+    pub downloads_per_day: u32,
+    pub open_sign_up: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorZone {
+    pub id: String,
+    pub zone: String,
+    pub enabled: bool,
+    pub relays: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorGroupRow {
+    pub id: String,
+    pub name: String,
+    pub members: u32,
+    pub mail_domain: Option<String>,
+    pub completed_step: u8,
+    pub disabled_reason: Option<String>,
+    pub created: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub at: String,
+    pub actor: Option<String>,
+    pub group: Option<String>,
+    pub action: String,
+    pub detail: String,
+    pub ip: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorPage {
+    pub settings: OperatorSettings,
+    pub zones: Vec<OperatorZone>,
+    pub groups: Vec<OperatorGroupRow>,
+    pub audit: Vec<AuditRow>,
+}

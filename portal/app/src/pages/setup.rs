@@ -1,0 +1,284 @@
+//! The setup wizard: one step per page, with the progress indicator on top. Every step is
+//! a plain form that posts, so the whole setup works without JavaScript.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{components::A, hooks::use_params_map};
+
+use crate::{
+    api::{load_setup_page, Flash, Hardware, SetupPage, SetupStep, StepData, Viewer},
+    components::{
+        CopyButton, CsrfField, Field, FlashMessage, LoadError, SetupProgress, WithContext,
+    },
+};
+
+#[component]
+pub fn Setup() -> impl IntoView {
+    let params = use_params_map();
+    let key = move || {
+        let params = params.read();
+        (
+            params.get("id").unwrap_or_default(),
+            params.get("step").unwrap_or_default(),
+        )
+    };
+    let page = Resource::new(key, |(group, step)| load_setup_page(group, step));
+    view! {
+        <WithContext children=move |context| {
+            let flash = context.flash.clone();
+            let viewer = context.viewer.clone();
+            view! {
+                <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                    {move || {
+                        let flash = flash.clone();
+                        let viewer = viewer.clone();
+                        Suspend::new(async move {
+                            match (page.await, viewer) {
+                                (Ok(page), Some(viewer)) => view! { <SetupView page viewer flash /> }.into_any(),
+                                (Err(error), _) => view! { <LoadError error /> }.into_any(),
+                                (Ok(_), None) => view! { <LoadError error=crate::api::AppError::NotSignedIn /> }.into_any(),
+                            }
+                        })
+                    }}
+                </Suspense>
+            }
+        } />
+    }
+}
+
+#[component]
+fn SetupView(page: SetupPage, viewer: Viewer, flash: Flash) -> impl IntoView {
+    let step = page.step;
+    let action = format!("/groups/{}/setup/{}", page.group_id, step.slug());
+    let locked = step.number() > page.completed_step + 1;
+    let title = format!("{} · {}", step.title(), page.group_name);
+    let form = if locked {
+        let open = SetupStep::ALL[(page.completed_step as usize).min(6)];
+        view! {
+            <p>"This step opens once the steps before it are done."</p>
+            <A href=format!("/groups/{}/setup/{}", page.group_id, open.slug()) attr:class="button button-primary">
+                {format!("Go to \u{201c}{}\u{201d}", open.title())}
+            </A>
+        }
+        .into_any()
+    } else {
+        step_form(
+            page.data.clone(),
+            action,
+            viewer.csrf.clone(),
+            flash.clone(),
+            page.group_id.clone(),
+        )
+    };
+    view! {
+        <Title text=title />
+        <p class="breadcrumb">
+            <A href="/groups">"Your groups"</A>" › "<A href=format!("/groups/{}", page.group_id)>{page.group_name.clone()}</A>
+        </p>
+        <SetupProgress group_id=page.group_id.clone() current=step completed=page.completed_step />
+        <h1>{format!("Step {}: {}", step.number(), step.title())}</h1>
+        <FlashMessage flash=flash.clone() />
+        {page.disabled_reason.clone().map(|reason| view! {
+            <div class="flash flash-error" role="alert"><p>"The portal's operator disabled this group, so nothing can be changed: "{reason}</p></div>
+        })}
+        {form}
+    }
+}
+
+fn continue_button(label: &'static str) -> impl IntoView {
+    view! { <button type="submit" class="button button-primary">{label}</button> }
+}
+
+fn step_form(
+    data: StepData,
+    action: String,
+    csrf: String,
+    flash: Flash,
+    group_id: String,
+) -> AnyView {
+    match data {
+        StepData::Domain { mail_domain, free_zones, free_label, free_zone_id } => {
+            let chosen_kind = flash
+                .value_of("kind")
+                .unwrap_or_else(|| if free_label.is_some() { "free".into() } else { "own".into() });
+            let own_value = if free_label.is_some() { None } else { mail_domain.clone() };
+            let selected_zone = flash.value_of("zone").or(free_zone_id);
+            let offers_free = !free_zones.is_empty();
+            view! {
+                <p>"Every address on your relay ends in this name, like " <code>"k7xq2vzm3@chat.example.org"</code> ". Choose it carefully: changing it later means new addresses for everyone."</p>
+                {mail_domain.clone().map(|domain| view! { <p>"Current name: " <strong id="current-domain">{domain}</strong></p> })}
+                <form method="post" action=action class="stack" novalidate>
+                    <CsrfField token=csrf />
+                    <fieldset>
+                        <legend>"Which name?"</legend>
+                        <div class="choice">
+                            <input type="radio" id="kind-own" name="kind" value="own" checked=chosen_kind == "own" />
+                            <label for="kind-own">"A domain I own (or a subdomain of it)"</label>
+                        </div>
+                        <Field name="domain" label="Domain" value=own_value.unwrap_or_default() maxlength=253 hint="For example chat.example.org. International names (IDN) work too." flash=flash.clone() />
+                        {offers_free.then(|| view! {
+                            <div class="choice">
+                                <input type="radio" id="kind-free" name="kind" value="free" checked=chosen_kind == "free" />
+                                <label for="kind-free">"A free name from this portal (no domain needed)"</label>
+                            </div>
+                            <div class="inline-fields">
+                                <Field name="label" label="Name" value=free_label.clone().unwrap_or_default() maxlength=40 hint="3 to 40 letters, digits or hyphens." flash=flash.clone() />
+                                <div class="field">
+                                    <label for="field-zone">"Under"</label>
+                                    <select id="field-zone" name="zone">
+                                        {free_zones.iter().map(|zone| view! {
+                                            <option value=zone.id.clone() selected=selected_zone.as_deref() == Some(zone.id.as_str())>{format!(".{}", zone.zone)}</option>
+                                        }).collect_view()}
+                                    </select>
+                                </div>
+                            </div>
+                        })}
+                        {flash.error_for("kind").map(|e| view! { <p class="field-error">{e}</p> })}
+                        {flash.error_for("zone").map(|e| view! { <p class="field-error">{e}</p> })}
+                    </fieldset>
+                    {continue_button("Save and continue")}
+                </form>
+            }
+            .into_any()
+        }
+        StepData::Dns { mail_domain, managed_by_portal, nameservers, provider, lookup_problem } => view! {
+            {if managed_by_portal {
+                view! { <p>{format!("{mail_domain} is a free name from this portal, so the portal writes its DNS records itself. Nothing to connect.")}</p> }.into_any()
+            } else {
+                view! {
+                    <p>{format!("The DNS records of {mail_domain} must say where your relay is. They live at your DNS provider.")}</p>
+                    {lookup_problem.map(|problem| view! { <div class="flash flash-error" role="alert"><p>{problem}</p></div> })}
+                    {(!nameservers.is_empty()).then(|| view! {
+                        <p>"Its name servers are:"</p>
+                        <ul id="nameservers">{nameservers.iter().map(|ns| view! { <li><code>{ns.clone()}</code></li> }).collect_view()}</ul>
+                    })}
+                    {match provider {
+                        Some(provider) => view! {
+                            <p id="dns-provider">"Your DNS provider is " <strong>{provider.name.clone()}</strong> "."</p>
+                        }.into_any(),
+                        None => view! { <p id="dns-provider">"The portal does not recognise this DNS provider."</p> }.into_any(),
+                    }}
+                    <p>"Connecting a provider so the portal writes the records itself comes next on this portal; until then, the next steps give you every record to enter at your provider yourself, with a zone file to import."</p>
+                }.into_any()
+            }}
+            <form method="post" action=action>
+                <CsrfField token=csrf />
+                {continue_button("Continue")}
+            </form>
+        }
+        .into_any(),
+        StepData::Settings(settings) => view! {
+            <p>"These settings go onto your relay's device. The defaults are those of the chatmail project; most groups keep them."</p>
+            <form method="post" action=action class="stack" novalidate>
+                <CsrfField token=csrf />
+                <fieldset>
+                    <legend>"Privacy contacts (shown on the relay's privacy page)"</legend>
+                    <Field name="contact_mail" label="Contact e-mail" kind="email" value=settings.contact_mail required=true maxlength=254 hint="Where people can reach whoever runs the relay." flash=flash.clone() />
+                    <Field name="postal_address" label="Postal address" value=settings.postal_address maxlength=500 hint="Required in some countries for the privacy notice." flash=flash.clone() />
+                    <Field name="data_officer" label="Data-protection officer" value=settings.data_officer maxlength=500 flash=flash.clone() />
+                    <Field name="supervisory_authority" label="Supervisory authority" value=settings.supervisory_authority maxlength=500 flash=flash.clone() />
+                </fieldset>
+                <fieldset>
+                    <legend>"Accounts"</legend>
+                    <div class="choice">
+                        <input type="checkbox" id="field-registration_open" name="registration_open" checked=settings.registration_open />
+                        <label for="field-registration_open">"Anyone with the QR code may create an account"</label>
+                    </div>
+                    <p class="hint">"Turn this off once everyone has joined, to stop new accounts."</p>
+                </fieldset>
+                <fieldset>
+                    <legend>"Limits"</legend>
+                    <Field name="max_mailbox_size_mb" label="Mailbox size per person (MB)" kind="number" value=settings.max_mailbox_size_mb required=true flash=flash.clone() />
+                    <Field name="max_message_size_mb" label="Largest message (MB)" kind="number" value=settings.max_message_size_mb required=true flash=flash.clone() />
+                    <Field name="delete_mails_after_days" label="Delete messages after (days)" kind="number" value=settings.delete_mails_after_days required=true flash=flash.clone() />
+                    <Field name="delete_inactive_users_after_days" label="Delete unused accounts after (days)" kind="number" value=settings.delete_inactive_users_after_days required=true flash=flash.clone() />
+                </fieldset>
+                <fieldset>
+                    <legend>"Updates"</legend>
+                    <p>"Your relay can ask this portal once a day whether a signed update exists. This portal does not publish updates yet, so the check stays off; you can turn it on here once it does."</p>
+                </fieldset>
+                {continue_button("Save and continue")}
+            </form>
+        }
+        .into_any(),
+        StepData::Hardware { hardware, ipv4, ipv6, visitor_ip } => {
+            let chosen = flash.value_of("hardware").as_deref().and_then(Hardware::parse).or(hardware);
+            let suggested_v4 = visitor_ip.as_ref().filter(|ip| !ip.contains(':')).cloned();
+            let suggested_v6 = visitor_ip.as_ref().filter(|ip| ip.contains(':')).cloned();
+            view! {
+                <form method="post" action=action class="stack" novalidate>
+                    <CsrfField token=csrf />
+                    <fieldset>
+                        <legend>"Where will the relay run?"</legend>
+                        <div class="choice">
+                            <input type="radio" id="hardware-pi" name="hardware" value="raspberry_pi" checked=chosen == Some(Hardware::RaspberryPi) />
+                            <label for="hardware-pi">"A Raspberry Pi 4 or 5 at home"</label>
+                        </div>
+                        <div class="choice">
+                            <input type="radio" id="hardware-vm" name="hardware" value="virtual_machine" checked=chosen == Some(Hardware::VirtualMachine) />
+                            <label for="hardware-vm">"A virtual server (VPS) or PC with a public address"</label>
+                        </div>
+                        {flash.error_for("hardware").map(|e| view! { <p class="field-error">{e}</p> })}
+                    </fieldset>
+                    {visitor_ip.clone().map(|ip| view! {
+                        <p class="hint" id="visitor-ip">{format!("Your internet connection's address right now is {ip}. If the relay runs at home, that is usually its address too.")}</p>
+                    })}
+                    <Field name="ipv4" label="Public IPv4 address" value=ipv4.or(suggested_v4).unwrap_or_default() maxlength=15 hint="For a VPS: shown in your provider's control panel." flash=flash.clone() />
+                    <Field name="ipv6" label="Public IPv6 address (optional)" value=ipv6.or(suggested_v6).unwrap_or_default() maxlength=39 flash=flash.clone() />
+                    {continue_button("Save and continue")}
+                </form>
+            }
+            .into_any()
+        }
+        StepData::Records { mail_domain, records } => {
+            let zone_text: String = records
+                .iter()
+                .filter(|r| r.pending.is_none())
+                .map(|r| format!("{}. {} IN {} {}\n", r.name, r.ttl, r.rtype, r.value))
+                .collect();
+            view! {
+                <p>{format!("These are the DNS records {mail_domain} needs. Records marked \u{201c}later\u{201d} wait for facts your device creates when it first starts.")}</p>
+                <table class="table records" id="record-plan">
+                    <thead><tr><th scope="col">"Name"</th><th scope="col">"Type"</th><th scope="col">"Value"</th><th scope="col">"Why"</th></tr></thead>
+                    <tbody>
+                        {records.into_iter().map(|record| view! {
+                            <tr>
+                                <td><code>{record.name.clone()}</code></td>
+                                <td>{record.rtype.clone()}{(!record.required).then_some(" (recommended)")}</td>
+                                <td>{match record.pending.clone() {
+                                    Some(why) => view! { <em>{format!("later: {why}")}</em> }.into_any(),
+                                    None => view! { <code class="record-value">{record.value.clone()}</code> <CopyButton text=record.value.clone() /> }.into_any(),
+                                }}</td>
+                                <td>{record.reason.clone()}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                <details>
+                    <summary>"All records as zone-file lines"</summary>
+                    <pre id="zone-lines">{zone_text.clone()}</pre>
+                    <CopyButton text=zone_text label="Copy all" />
+                </details>
+                <form method="post" action=action>
+                    <CsrfField token=csrf />
+                    {continue_button("I have entered these records")}
+                </form>
+            }
+            .into_any()
+        }
+        StepData::Download => view! {
+            <p>"Your relay's disk image will be offered here: a Raspberry Pi or virtual-machine image made for your relay, to flash and boot."</p>
+            <div class="flash flash-info" role="status"><p>"This portal cannot build images yet. The rest of the setup is saved; come back when images are available."</p></div>
+            <form method="post" action=action>
+                <CsrfField token=csrf />
+                {continue_button("Continue to the status page")}
+            </form>
+        }
+        .into_any(),
+        StepData::Status { mail_domain } => view! {
+            <p>{format!("Once your device runs, this page checks {mail_domain} from the outside and shows the QR code to join.")}</p>
+            <p><A href=format!("/groups/{group_id}")>"Back to the group"</A></p>
+        }
+        .into_any(),
+    }
+}
