@@ -97,6 +97,24 @@ impl PortalCommand {
         portal
     }
 
+    /// Makes `email` a community operator with the portal's command line (as the person
+    /// running the portal does), using `data_dir` for the lock (the running portal holds
+    /// its own). Returns what the command printed.
+    pub fn create_operator(&self, data_dir: &Path, email: &str, password: &str) -> String {
+        let mut command = self.clone();
+        command.data_dir = data_dir.to_path_buf();
+        let (mut command, log_path) = command.command("create-operator.log");
+        command
+            .arg("create-operator")
+            .arg("--email")
+            .arg(email)
+            .env("PORTAL_OPERATOR_PASSWORD", password);
+        let status = command.status().expect("run create-operator");
+        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+        assert!(status.success(), "create-operator failed:\n{output}");
+        output
+    }
+
     /// Runs a portal that is expected to fail at start-up; returns its exit status and
     /// everything it printed.
     pub fn run_to_failure(&self, timeout: Duration) -> (ExitStatus, String) {

@@ -20,9 +20,10 @@ use leptos_router::{
     path, SsrMode,
 };
 
-/// Every page renders in order on the server, so it arrives complete and works without
-/// JavaScript; hydration then takes over.
-const SSR: SsrMode = SsrMode::InOrder;
+/// Every page is rendered completely on the server before it is sent, so it works without
+/// JavaScript and carries the right HTTP status (404 for someone else's group); hydration
+/// then takes over.
+const SSR: SsrMode = SsrMode::Async;
 
 pub use bundle::Bundle;
 use layout::Layout;

@@ -50,6 +50,18 @@ pub mod backend {
 
     pub type SharedBackend = Arc<dyn Backend>;
 
+    /// Gives a failed page-data request the HTTP status that matches its error.
+    pub fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+        if let (Err(error), Some(response)) = (&result, use_context::<leptos_axum::ResponseOptions>()) {
+            response.set_status(match error {
+                AppError::NotFound | AppError::NotOperator => http::StatusCode::NOT_FOUND,
+                AppError::NotSignedIn => http::StatusCode::UNAUTHORIZED,
+                AppError::Internal | AppError::Transport(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+            });
+        }
+        result
+    }
+
     /// The backend and request head for the server function being run.
     pub fn current() -> Result<(SharedBackend, http::request::Parts), AppError> {
         let backend = use_context::<SharedBackend>().ok_or(AppError::Internal)?;
@@ -58,39 +70,41 @@ pub mod backend {
     }
 }
 
-#[server(input = server_fn::codec::GetUrl, prefix = "/api")]
+#[server(input = server_fn::codec::GetUrl, prefix = "/api", endpoint = "page_context")]
 pub async fn load_page_context() -> Result<PageContext, AppError> {
     let (backend, request) = backend::current()?;
-    backend.page_context(&request).await
+    backend::with_status(backend.page_context(&request).await)
 }
 
-#[server(input = server_fn::codec::GetUrl, prefix = "/api")]
+#[server(input = server_fn::codec::GetUrl, prefix = "/api", endpoint = "my_groups")]
 pub async fn load_my_groups() -> Result<MyGroups, AppError> {
     let (backend, request) = backend::current()?;
-    backend.my_groups(&request).await
+    backend::with_status(backend.my_groups(&request).await)
 }
 
-#[server(input = server_fn::codec::GetUrl, prefix = "/api")]
+#[server(input = server_fn::codec::GetUrl, prefix = "/api", endpoint = "group_page")]
 pub async fn load_group_page(group_id: String) -> Result<GroupPage, AppError> {
     let (backend, request) = backend::current()?;
-    backend.group(&request, &group_id).await
+    backend::with_status(backend.group(&request, &group_id).await)
 }
 
-#[server(input = server_fn::codec::GetUrl, prefix = "/api")]
+#[server(input = server_fn::codec::GetUrl, prefix = "/api", endpoint = "invite_page")]
 pub async fn load_invite_page(token: String) -> Result<InvitePage, AppError> {
     let (backend, request) = backend::current()?;
-    backend.invite(&request, &token).await
+    backend::with_status(backend.invite(&request, &token).await)
 }
 
-#[server(input = server_fn::codec::GetUrl, prefix = "/api")]
+#[server(input = server_fn::codec::GetUrl, prefix = "/api", endpoint = "setup_page")]
 pub async fn load_setup_page(group_id: String, step: String) -> Result<SetupPage, AppError> {
-    let step = SetupStep::from_slug(&step).ok_or(AppError::NotFound)?;
+    let Some(step) = SetupStep::from_slug(&step) else {
+        return backend::with_status(Err(AppError::NotFound));
+    };
     let (backend, request) = backend::current()?;
-    backend.setup(&request, &group_id, step).await
+    backend::with_status(backend.setup(&request, &group_id, step).await)
 }
 
-#[server(input = server_fn::codec::GetUrl, prefix = "/api")]
+#[server(input = server_fn::codec::GetUrl, prefix = "/api", endpoint = "operator_page")]
 pub async fn load_operator_page() -> Result<OperatorPage, AppError> {
     let (backend, request) = backend::current()?;
-    backend.operator(&request).await
+    backend::with_status(backend.operator(&request).await)
 }

@@ -341,6 +341,15 @@ async fn save_settings(
         Ok(value) => config.limits.delete_inactive_users_after_days = value,
         Err(problem) => flash = flash.field("delete_inactive_users_after_days", problem),
     }
+    if !flash.has_errors() && config.limits.max_message_size_bytes / (1024 * 1024) > config.limits.max_mailbox_size_mb {
+        flash = flash.field(
+            "max_message_size_mb",
+            format!(
+                "The largest message must not exceed the mailbox size ({} MB).",
+                config.limits.max_mailbox_size_mb
+            ),
+        );
+    }
     // Update checks need the portal's release key, which this portal does not publish yet.
     config.updates.enabled = false;
     if flash.has_errors() {
