@@ -12,6 +12,7 @@ pub mod autoconfig;
 pub mod config;
 pub mod device_facts;
 pub mod dns_plan;
+pub mod dns_report;
 pub mod domain;
 pub mod email;
 pub mod mta_sts;

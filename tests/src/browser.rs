@@ -151,3 +151,57 @@ async fn connect(port: u16, capabilities: serde_json::Map<String, serde_json::Va
         }
     }
 }
+
+impl Browser {
+    /// Fills the form field `name` (replacing what is there).
+    pub async fn fill(&self, name: &str, value: &str) {
+        let field = self
+            .client
+            .find(Locator::Css(&format!("[name='{name}']")))
+            .await
+            .unwrap_or_else(|err| panic!("no field {name}: {err}"));
+        field.clear().await.expect("clear field");
+        field.send_keys(value).await.expect("type into field");
+    }
+
+    /// Clicks the element matching `css`.
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|err| panic!("no element {css}: {err}"))
+            .click()
+            .await
+            .unwrap_or_else(|err| panic!("cannot click {css}: {err}"));
+    }
+
+    /// Waits until the page's `<h1>` contains `text`.
+    pub async fn wait_for_heading(&self, text: &str) {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::XPath(&format!("//h1[contains(., \"{text}\")]")))
+            .await
+            .unwrap_or_else(|err| panic!("no heading {text:?}: {err}"));
+    }
+
+    /// The current path and query.
+    pub async fn path(&self) -> String {
+        let url = self.client.current_url().await.expect("current URL");
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        }
+    }
+
+    /// Saves a screenshot as a test artifact under `<target>/test-artifacts/<name>.png`.
+    pub async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let path = crate::workspace::target_dir()
+            .join("test-artifacts")
+            .join(format!("{name}.png"));
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("artifact directory");
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+}

@@ -5,9 +5,16 @@
 //! runs it ([`portal`]), and headless Chromium driven over WebDriver ([`browser`]).
 //! Later suites add DNS servers, Pebble, Maddy and Delta Chat clients beside these.
 
+pub mod appliance;
 pub mod browser;
+pub mod deltachat;
+pub mod maddy;
+pub mod pebble;
 pub mod portal;
+pub mod portal_client;
 pub mod postgres;
+pub mod process;
+pub mod tls_client;
 pub mod workspace;
 
 use std::net::TcpListener;

@@ -33,6 +33,8 @@ pub struct PortalCommand {
     /// Run as this (uid, gid) instead of the test's own user.
     pub run_as: Option<(u32, u32)>,
     pub log_dir: PathBuf,
+    /// More command-line options for the portal.
+    pub extra_args: Vec<String>,
 }
 
 impl PortalCommand {
@@ -43,7 +45,14 @@ impl PortalCommand {
             port: crate::free_port(),
             run_as: None,
             log_dir: log_dir.to_path_buf(),
+            extra_args: Vec::new(),
         }
+    }
+
+    /// Adds a command-line option for the portal.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.extra_args.push(arg.into());
+        self
     }
 
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
@@ -68,6 +77,7 @@ impl PortalCommand {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

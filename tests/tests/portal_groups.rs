@@ -24,9 +24,12 @@ struct Setup {
 async fn setup() -> Setup {
     let postgres = TestPostgres::start().await;
     let dir = shared_temp_dir();
-    let command = PortalCommand::new(&dir.path().join("data"), dir.path()).database_url(postgres.url());
+    let command =
+        PortalCommand::new(&dir.path().join("data"), dir.path()).database_url(postgres.url());
     let portal = command.start().await;
-    let pool = PgPool::connect(&postgres.url()).await.expect("connect to the test database");
+    let pool = PgPool::connect(&postgres.url())
+        .await
+        .expect("connect to the test database");
     Setup {
         portal,
         command,
@@ -39,7 +42,11 @@ async fn setup() -> Setup {
 async fn person(s: &Setup, email: &str) -> PortalClient {
     let client = PortalClient::new(s.portal.base_url());
     let posted = client.sign_up(email, PASSWORD).await;
-    assert_eq!(posted.location.as_deref(), Some("/groups"), "sign-up of {email}");
+    assert_eq!(
+        posted.location.as_deref(),
+        Some("/groups"),
+        "sign-up of {email}"
+    );
     client
 }
 
@@ -72,9 +79,16 @@ async fn invite_links_work_once_and_expire() {
     let link = new_invite(&alice, &group).await;
     // The token is shown once and only its hash is stored.
     let token = link.trim_start_matches("/invite/");
-    let stored: i64 = scalar(&s.pool, &format!("SELECT count(*) FROM invites WHERE token_hash = '{token}'::bytea")).await;
+    let stored: i64 = scalar(
+        &s.pool,
+        &format!("SELECT count(*) FROM invites WHERE token_hash = '{token}'::bytea"),
+    )
+    .await;
     assert_eq!(stored, 0, "the token itself is not in the database");
-    assert!(!visible_text(&alice.page(&format!("/groups/{group}")).await).contains(token), "shown once");
+    assert!(
+        !visible_text(&alice.page(&format!("/groups/{group}")).await).contains(token),
+        "shown once"
+    );
 
     // Anonymous visitors see the group and are asked to sign in first.
     let anonymous = PortalClient::new(s.portal.base_url());
@@ -82,14 +96,20 @@ async fn invite_links_work_once_and_expire() {
     assert!(text.contains("Join \u{201c}Family\u{201d}"), "{text}");
     assert!(text.contains("Sign in or create an account"), "{text}");
 
-    assert_eq!(bob.submit(&link, &[]).await.location, Some(format!("/groups/{group}")));
+    assert_eq!(
+        bob.submit(&link, &[]).await.location,
+        Some(format!("/groups/{group}"))
+    );
     let members: i64 = scalar(&s.pool, "SELECT count(*) FROM group_members").await;
     assert_eq!(members, 2);
     let role: String = scalar(&s.pool, "SELECT m.role FROM group_members m JOIN accounts a ON a.id = m.account_id WHERE a.email = 'bob@example.org'").await;
     assert_eq!(role, "admin");
 
     // Used once: Carol cannot use it again, and learns why.
-    assert_eq!(carol.submit(&link, &[]).await.location.as_deref(), Some(link.as_str()));
+    assert_eq!(
+        carol.submit(&link, &[]).await.location.as_deref(),
+        Some(link.as_str())
+    );
     let text = visible_text(&carol.page(&link).await);
     assert!(text.contains("This invite link was used already"), "{text}");
 
@@ -102,13 +122,19 @@ async fn invite_links_work_once_and_expire() {
     carol.submit(&expiring, &[]).await;
     assert!(visible_text(&carol.page(&expiring).await).contains("This invite link has expired."));
     let withdrawn = new_invite(&alice, &group).await;
-    let invite_id: uuid::Uuid =
-        scalar(&s.pool, "SELECT id FROM invites WHERE used_at IS NULL AND expires_at > now()").await;
-    alice.submit(&format!("/groups/{group}/invites/{invite_id}/revoke"), &[]).await;
+    let invite_id: uuid::Uuid = scalar(
+        &s.pool,
+        "SELECT id FROM invites WHERE used_at IS NULL AND expires_at > now()",
+    )
+    .await;
+    alice
+        .submit(&format!("/groups/{group}/invites/{invite_id}/revoke"), &[])
+        .await;
     carol.submit(&withdrawn, &[]).await;
     assert!(visible_text(&carol.page(&withdrawn).await).contains("This invite link was withdrawn."));
     // A made-up token.
-    assert!(visible_text(&carol.page("/invite/made-up-token").await).contains("This invite link is not valid."));
+    assert!(visible_text(&carol.page("/invite/made-up-token").await)
+        .contains("This invite link is not valid."));
     let members: i64 = scalar(&s.pool, "SELECT count(*) FROM group_members").await;
     assert_eq!(members, 2, "Carol never got in");
 }
@@ -127,7 +153,9 @@ async fn two_people_racing_for_one_link_cannot_both_join() {
     for racer in racers {
         let token = racer.csrf().await;
         let link = link.clone();
-        joins.push(tokio::spawn(async move { racer.post(&link, &[("csrf", &token)]).await }));
+        joins.push(tokio::spawn(async move {
+            racer.post(&link, &[("csrf", &token)]).await
+        }));
     }
     for join in joins {
         join.await.unwrap();
@@ -156,23 +184,46 @@ async fn roles_and_leaving() {
     let (alice_id, bob_id) = (id("alice@example.org").await, id("bob@example.org").await);
 
     // An admin cannot remove or demote the owner, and the last owner cannot leave.
-    bob.submit(&format!("/groups/{group}/members/{alice_id}/remove"), &[]).await;
-    assert!(visible_text(&bob.page(&format!("/groups/{group}")).await).contains("Only an owner of the group can do that."));
-    bob.submit(&format!("/groups/{group}/members/{alice_id}/role"), &[("role", "admin")]).await;
-    assert!(visible_text(&bob.page(&format!("/groups/{group}")).await).contains("Only an owner of the group can do that."));
-    alice.submit(&format!("/groups/{group}/members/{alice_id}/remove"), &[]).await;
-    assert!(visible_text(&alice.page(&format!("/groups/{group}")).await).contains("A group needs at least one owner."));
+    bob.submit(&format!("/groups/{group}/members/{alice_id}/remove"), &[])
+        .await;
+    assert!(visible_text(&bob.page(&format!("/groups/{group}")).await)
+        .contains("Only an owner of the group can do that."));
+    bob.submit(
+        &format!("/groups/{group}/members/{alice_id}/role"),
+        &[("role", "admin")],
+    )
+    .await;
+    assert!(visible_text(&bob.page(&format!("/groups/{group}")).await)
+        .contains("Only an owner of the group can do that."));
+    alice
+        .submit(&format!("/groups/{group}/members/{alice_id}/remove"), &[])
+        .await;
+    assert!(visible_text(&alice.page(&format!("/groups/{group}")).await)
+        .contains("A group needs at least one owner."));
 
     // Bob leaves by himself; Alice can remove members.
-    let posted = bob.submit(&format!("/groups/{group}/members/{bob_id}/remove"), &[]).await;
+    let posted = bob
+        .submit(&format!("/groups/{group}/members/{bob_id}/remove"), &[])
+        .await;
     assert_eq!(posted.location.as_deref(), Some("/groups"));
     let (status, _, _) = bob.get(&format!("/groups/{group}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no longer a member");
 
     // Deleting needs the name typed exactly.
-    alice.submit(&format!("/groups/{group}/delete"), &[("confirm_name", "family")]).await;
-    assert!(visible_text(&alice.page(&format!("/groups/{group}")).await).contains("Type the group's name exactly"));
-    let posted = alice.submit(&format!("/groups/{group}/delete"), &[("confirm_name", "Family")]).await;
+    alice
+        .submit(
+            &format!("/groups/{group}/delete"),
+            &[("confirm_name", "family")],
+        )
+        .await;
+    assert!(visible_text(&alice.page(&format!("/groups/{group}")).await)
+        .contains("Type the group's name exactly"));
+    let posted = alice
+        .submit(
+            &format!("/groups/{group}/delete"),
+            &[("confirm_name", "Family")],
+        )
+        .await;
     assert_eq!(posted.location.as_deref(), Some("/groups"));
     let groups: i64 = scalar(&s.pool, "SELECT count(*) FROM groups").await;
     assert_eq!(groups, 0);
@@ -194,12 +245,18 @@ async fn complete_setup(client: &PortalClient, group: &str, domain: &str) {
                 ("delete_inactive_users_after_days", "90"),
             ],
         ),
-        ("hardware", vec![("hardware", "virtual_machine"), ("ipv4", "93.184.216.34")]),
+        (
+            "hardware",
+            vec![("hardware", "virtual_machine"), ("ipv4", "93.184.216.34")],
+        ),
     ];
     for (name, fields) in checks {
         let posted = client.submit(&step(name), &fields).await;
         let location = posted.location.unwrap_or_default();
-        assert!(!location.ends_with(&format!("/{name}")), "step {name} was refused: {location}");
+        assert!(
+            !location.ends_with(&format!("/{name}")),
+            "step {name} was refused: {location}"
+        );
     }
 }
 
@@ -211,7 +268,11 @@ async fn one_group_can_never_reach_another_groups_relay() {
     complete_setup(&alice, &group, "chat.alice.example").await;
     let invite = new_invite(&alice, &group).await;
     let invite_id: String = scalar(&s.pool, "SELECT id::text FROM invites LIMIT 1").await;
-    let alice_id: String = scalar(&s.pool, "SELECT id::text FROM accounts WHERE email = 'alice@example.org'").await;
+    let alice_id: String = scalar(
+        &s.pool,
+        "SELECT id::text FROM accounts WHERE email = 'alice@example.org'",
+    )
+    .await;
 
     let mallory = person(&s, "mallory@example.org").await;
     let _own = mallory.create_group("Mallory's group").await;
@@ -223,31 +284,63 @@ async fn one_group_can_never_reach_another_groups_relay() {
     .await;
 
     // Every page and every page-data address of Alice's group.
-    let mut reads: Vec<String> = vec![format!("/groups/{group}"), format!("/api/group_page?group_id={group}")];
-    for step in ["domain", "dns", "settings", "hardware", "records", "download", "status"] {
+    let mut reads: Vec<String> = vec![
+        format!("/groups/{group}"),
+        format!("/api/group_page?group_id={group}"),
+    ];
+    for step in [
+        "domain", "dns", "settings", "hardware", "records", "download", "status",
+    ] {
         reads.push(format!("/groups/{group}/setup/{step}"));
         reads.push(format!("/api/setup_page?group_id={group}&step={step}"));
     }
     for path in &reads {
         let (status, _, body) = mallory.get(path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
-        assert!(!body.contains("chat.alice.example"), "{path} leaked the relay");
-        assert!(!body.contains("Alice's group") && !body.contains("Alice&#x27;s group"), "{path} leaked the name");
+        assert!(
+            !body.contains("chat.alice.example"),
+            "{path} leaked the relay"
+        );
+        assert!(
+            !body.contains("Alice's group") && !body.contains("Alice&#x27;s group"),
+            "{path} leaked the name"
+        );
     }
 
     // Every change.
     let writes: Vec<(String, Vec<(&str, &str)>)> = vec![
         (format!("/groups/{group}/invites"), vec![]),
-        (format!("/groups/{group}/invites/{invite_id}/revoke"), vec![]),
+        (
+            format!("/groups/{group}/invites/{invite_id}/revoke"),
+            vec![],
+        ),
         (format!("/groups/{group}/members/{alice_id}/remove"), vec![]),
-        (format!("/groups/{group}/members/{alice_id}/role"), vec![("role", "admin")]),
-        (format!("/groups/{group}/delete"), vec![("confirm_name", "Alice's group")]),
-        (format!("/groups/{group}/setup/domain"), vec![("kind", "own"), ("domain", "stolen.example")]),
+        (
+            format!("/groups/{group}/members/{alice_id}/role"),
+            vec![("role", "admin")],
+        ),
+        (
+            format!("/groups/{group}/delete"),
+            vec![("confirm_name", "Alice's group")],
+        ),
+        (
+            format!("/groups/{group}/setup/domain"),
+            vec![("kind", "own"), ("domain", "stolen.example")],
+        ),
         (format!("/groups/{group}/setup/dns"), vec![]),
-        (format!("/groups/{group}/setup/settings"), vec![("contact_mail", "m@evil.example")]),
-        (format!("/groups/{group}/setup/hardware"), vec![("hardware", "raspberry_pi"), ("ipv4", "1.1.1.1")]),
+        (
+            format!("/groups/{group}/setup/settings"),
+            vec![("contact_mail", "m@evil.example")],
+        ),
+        (
+            format!("/groups/{group}/setup/hardware"),
+            vec![("hardware", "raspberry_pi"), ("ipv4", "1.1.1.1")],
+        ),
         (format!("/groups/{group}/setup/records"), vec![]),
-        (format!("/operator/groups/{group}/disable"), vec![("reason", "mine now")]),
+        (
+            format!("/operator/groups/{group}/disable"),
+            vec![("reason", "mine now")],
+        ),
         (format!("/operator/groups/{group}/enable"), vec![]),
     ];
     for (path, fields) in &writes {
@@ -257,7 +350,10 @@ async fn one_group_can_never_reach_another_groups_relay() {
     // Using Alice's token from Mallory's session does not help either.
     let alice_token = alice.csrf().await;
     let posted = mallory
-        .post(&format!("/groups/{group}/invites"), &[("csrf", &alice_token)])
+        .post(
+            &format!("/groups/{group}/invites"),
+            &[("csrf", &alice_token)],
+        )
         .await;
     assert_eq!(posted.status, StatusCode::FORBIDDEN);
 
@@ -270,7 +366,10 @@ async fn one_group_can_never_reach_another_groups_relay() {
     assert_eq!(before, after, "nothing of Alice's group changed");
     // And Alice's own link still works for someone she sends it to.
     let bob = person(&s, "bob@example.org").await;
-    assert_eq!(bob.submit(&invite, &[]).await.location, Some(format!("/groups/{group}")));
+    assert_eq!(
+        bob.submit(&invite, &[]).await.location,
+        Some(format!("/groups/{group}"))
+    );
 }
 
 #[tokio::test]
@@ -281,7 +380,9 @@ async fn the_wizard_checks_every_answer() {
     let step = |name: &str| format!("/groups/{group}/setup/{name}");
 
     // Later steps stay closed until the earlier ones are done.
-    let posted = alice.submit(&step("settings"), &[("contact_mail", "a@example.org")]).await;
+    let posted = alice
+        .submit(&step("settings"), &[("contact_mail", "a@example.org")])
+        .await;
     assert_eq!(posted.location.as_deref(), Some(step("domain").as_str()));
 
     let long_label = format!("{}.example.org", "a".repeat(64));
@@ -299,17 +400,31 @@ async fn the_wizard_checks_every_answer() {
         ("chat example.org", "must not contain spaces"),
     ];
     for (domain, problem) in bad_domains {
-        alice.submit(&step("domain"), &[("kind", "own"), ("domain", domain)]).await;
+        alice
+            .submit(&step("domain"), &[("kind", "own"), ("domain", domain)])
+            .await;
         let body = alice.page(&step("domain")).await;
         let text = visible_text(&body);
-        assert!(text.contains(problem), "{domain:?}: expected {problem:?} in {text}");
+        assert!(
+            text.contains(problem),
+            "{domain:?}: expected {problem:?} in {text}"
+        );
         assert!(!body.contains("<script>alert(1)"), "escaped");
     }
-    let relays: i64 = scalar(&s.pool, "SELECT count(*) FROM relays WHERE mail_domain IS NOT NULL").await;
+    let relays: i64 = scalar(
+        &s.pool,
+        "SELECT count(*) FROM relays WHERE mail_domain IS NOT NULL",
+    )
+    .await;
     assert_eq!(relays, 0, "nothing stored half-way");
 
     // Uppercase, a trailing dot and an IDN are normalised.
-    alice.submit(&step("domain"), &[("kind", "own"), ("domain", "Chat.Bücher.Example.")]).await;
+    alice
+        .submit(
+            &step("domain"),
+            &[("kind", "own"), ("domain", "Chat.Bücher.Example.")],
+        )
+        .await;
     let stored: String = scalar(&s.pool, "SELECT mail_domain FROM relays").await;
     assert_eq!(stored, "chat.xn--bcher-kva.example");
     assert!(visible_text(&alice.page(&step("domain")).await).contains("chat.bücher.example"));
@@ -317,18 +432,36 @@ async fn the_wizard_checks_every_answer() {
     // A name another group uses is refused.
     let bob = person(&s, "bob@example.org").await;
     let other = bob.create_group("Other").await;
-    bob.submit(&format!("/groups/{other}/setup/domain"), &[("kind", "own"), ("domain", "chat.bücher.example")])
-        .await;
-    assert!(visible_text(&bob.page(&format!("/groups/{other}/setup/domain")).await).contains("already used by another relay"));
+    bob.submit(
+        &format!("/groups/{other}/setup/domain"),
+        &[("kind", "own"), ("domain", "chat.bücher.example")],
+    )
+    .await;
+    assert!(
+        visible_text(&bob.page(&format!("/groups/{other}/setup/domain")).await)
+            .contains("already used by another relay")
+    );
 
     alice.submit(&step("dns"), &[]).await;
     let bad_settings: &[(&str, &str, &str)] = &[
-        ("contact_mail", "", "Enter an address where people can reach"),
-        ("contact_mail", "<b>not mail</b>", "does not look like an e-mail address"),
+        (
+            "contact_mail",
+            "",
+            "Enter an address where people can reach",
+        ),
+        (
+            "contact_mail",
+            "<b>not mail</b>",
+            "does not look like an e-mail address",
+        ),
         ("max_mailbox_size_mb", "0", "from 10 to 100000"),
         ("max_mailbox_size_mb", "99999999999", "from 10 to 100000"),
         ("max_mailbox_size_mb", "-5", "from 10 to 100000"),
-        ("max_message_size_mb", "600", "must not exceed the mailbox size"),
+        (
+            "max_message_size_mb",
+            "600",
+            "must not exceed the mailbox size",
+        ),
         ("delete_mails_after_days", "abc", "from 1 to 3650"),
         ("postal_address", "line\u{0}break", "This text"),
     ];
@@ -344,9 +477,16 @@ async fn the_wizard_checks_every_answer() {
         fields.push((field, value));
         alice.submit(&step("settings"), &fields).await;
         let text = visible_text(&alice.page(&step("settings")).await);
-        assert!(text.contains(problem), "{field}={value:?}: expected {problem:?} in {text}");
+        assert!(
+            text.contains(problem),
+            "{field}={value:?}: expected {problem:?} in {text}"
+        );
     }
-    let configs: i64 = scalar(&s.pool, "SELECT count(*) FROM relays WHERE config_toml IS NOT NULL").await;
+    let configs: i64 = scalar(
+        &s.pool,
+        "SELECT count(*) FROM relays WHERE config_toml IS NOT NULL",
+    )
+    .await;
     assert_eq!(configs, 0, "no half-saved settings");
     // Script in a privacy field is stored as text and always shown escaped.
     alice
@@ -378,27 +518,54 @@ async fn the_wizard_checks_every_answer() {
     ];
     for (v4, v6, problem) in bad_addresses {
         alice
-            .submit(&step("hardware"), &[("hardware", "raspberry_pi"), ("ipv4", v4), ("ipv6", v6)])
+            .submit(
+                &step("hardware"),
+                &[("hardware", "raspberry_pi"), ("ipv4", v4), ("ipv6", v6)],
+            )
             .await;
         let text = visible_text(&alice.page(&step("hardware")).await);
-        assert!(text.contains(problem), "{v4:?}/{v6:?}: expected {problem:?} in {text}");
+        assert!(
+            text.contains(problem),
+            "{v4:?}/{v6:?}: expected {problem:?} in {text}"
+        );
     }
-    alice.submit(&step("hardware"), &[("ipv4", "93.184.216.34")]).await;
-    assert!(visible_text(&alice.page(&step("hardware")).await).contains("Choose a Raspberry Pi or a virtual machine."));
-    let hardware: i64 = scalar(&s.pool, "SELECT count(*) FROM relays WHERE hardware IS NOT NULL").await;
+    alice
+        .submit(&step("hardware"), &[("ipv4", "93.184.216.34")])
+        .await;
+    assert!(visible_text(&alice.page(&step("hardware")).await)
+        .contains("Choose a Raspberry Pi or a virtual machine."));
+    let hardware: i64 = scalar(
+        &s.pool,
+        "SELECT count(*) FROM relays WHERE hardware IS NOT NULL",
+    )
+    .await;
     assert_eq!(hardware, 0);
 
     alice
-        .submit(&step("hardware"), &[("hardware", "raspberry_pi"), ("ipv4", "93.184.216.34"), ("ipv6", "2a01:4f8::1")])
+        .submit(
+            &step("hardware"),
+            &[
+                ("hardware", "raspberry_pi"),
+                ("ipv4", "93.184.216.34"),
+                ("ipv6", "2a01:4f8::1"),
+            ],
+        )
         .await;
     // The records step now lists the plan, with the addresses and the pending DKIM key.
     let text = visible_text(&alice.page(&step("records")).await);
-    assert!(text.contains("chat.xn--bcher-kva.example A 93.184.216.34"), "{text}");
+    assert!(
+        text.contains("chat.xn--bcher-kva.example A 93.184.216.34"),
+        "{text}"
+    );
     assert!(text.contains("AAAA 2a01:4f8::1"), "{text}");
     assert!(text.contains("later: waits for the signing key"), "{text}");
     let config: String = scalar(&s.pool, "SELECT config_toml FROM relays WHERE group_id::text = (SELECT id::text FROM groups WHERE name = 'Family')").await;
-    let config = chatmail_shared::RelayConfig::from_toml(&config).expect("the stored config is valid");
-    assert_eq!(config.addresses.ipv4, Some("93.184.216.34".parse().unwrap()));
+    let config =
+        chatmail_shared::RelayConfig::from_toml(&config).expect("the stored config is valid");
+    assert_eq!(
+        config.addresses.ipv4,
+        Some("93.184.216.34".parse().unwrap())
+    );
 }
 
 #[tokio::test]
@@ -410,69 +577,144 @@ async fn community_operators_manage_zones_quotas_and_groups() {
     // Non-operators do not even learn the page exists.
     let (status, _, _) = alice.get("/operator").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(alice.submit("/operator/zones", &[("zone", "free.example")]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        alice
+            .submit("/operator/zones", &[("zone", "free.example")])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 
-    let printed = s.command.create_operator(&s.dir.path().join("cli"), "op@example.org", "operator passphrase");
-    assert!(printed.contains("Created the operator account op@example.org"), "{printed}");
+    let printed = s.command.create_operator(
+        &s.dir.path().join("cli"),
+        "op@example.org",
+        "operator passphrase",
+    );
+    assert!(
+        printed.contains("Created the operator account op@example.org"),
+        "{printed}"
+    );
     let operator = PortalClient::new(s.portal.base_url());
-    operator.sign_in("op@example.org", "operator passphrase").await;
+    operator
+        .sign_in("op@example.org", "operator passphrase")
+        .await;
     let text = visible_text(&operator.page("/operator").await);
     assert!(text.contains("Family"), "all groups are listed: {text}");
 
     // A zone for free names; groups can then pick a name under it.
-    operator.submit("/operator/zones", &[("zone", "not a zone!")]).await;
+    operator
+        .submit("/operator/zones", &[("zone", "not a zone!")])
+        .await;
     assert!(visible_text(&operator.page("/operator").await).contains("The zone was not added."));
-    operator.submit("/operator/zones", &[("zone", "Free.Example.")]).await;
-    let zone_id: String = scalar(&s.pool, "SELECT id::text FROM free_zones WHERE zone = 'free.example'").await;
-    for (label, problem) in [("ab", "Use 3 to 40 characters."), ("www", "reserved"), ("-x-y", "Hyphens"), ("UPPER_case", "Use only letters")] {
+    operator
+        .submit("/operator/zones", &[("zone", "Free.Example.")])
+        .await;
+    let zone_id: String = scalar(
+        &s.pool,
+        "SELECT id::text FROM free_zones WHERE zone = 'free.example'",
+    )
+    .await;
+    for (label, problem) in [
+        ("ab", "Use 3 to 40 characters."),
+        ("www", "reserved"),
+        ("-x-y", "Hyphens"),
+        ("UPPER_case", "Use only letters"),
+    ] {
         alice
-            .submit(&format!("/groups/{group}/setup/domain"), &[("kind", "free"), ("label", label), ("zone", &zone_id)])
+            .submit(
+                &format!("/groups/{group}/setup/domain"),
+                &[("kind", "free"), ("label", label), ("zone", &zone_id)],
+            )
             .await;
         let text = visible_text(&alice.page(&format!("/groups/{group}/setup/domain")).await);
         assert!(text.contains(problem), "{label}: {text}");
     }
     alice
-        .submit(&format!("/groups/{group}/setup/domain"), &[("kind", "own"), ("domain", "family.free.example")])
+        .submit(
+            &format!("/groups/{group}/setup/domain"),
+            &[("kind", "own"), ("domain", "family.free.example")],
+        )
         .await;
-    assert!(visible_text(&alice.page(&format!("/groups/{group}/setup/domain")).await).contains("under a zone this portal offers"));
+    assert!(
+        visible_text(&alice.page(&format!("/groups/{group}/setup/domain")).await)
+            .contains("under a zone this portal offers")
+    );
     alice
-        .submit(&format!("/groups/{group}/setup/domain"), &[("kind", "free"), ("label", "family"), ("zone", &zone_id)])
+        .submit(
+            &format!("/groups/{group}/setup/domain"),
+            &[("kind", "free"), ("label", "family"), ("zone", &zone_id)],
+        )
         .await;
     let domain: String = scalar(&s.pool, "SELECT mail_domain FROM relays").await;
     assert_eq!(domain, "family.free.example");
     let text = visible_text(&alice.page(&format!("/groups/{group}/setup/dns")).await);
-    assert!(text.contains("free name from this portal, so the portal writes its DNS records itself"), "{text}");
+    assert!(
+        text.contains("free name from this portal, so the portal writes its DNS records itself"),
+        "{text}"
+    );
 
     // Quotas: one group per person.
     operator
-        .submit("/operator/settings", &[("max_groups_per_account", "1"), ("downloads_per_day", "5"), ("open_sign_up", "on")])
+        .submit(
+            "/operator/settings",
+            &[
+                ("max_groups_per_account", "1"),
+                ("downloads_per_day", "5"),
+                ("open_sign_up", "on"),
+            ],
+        )
         .await;
     alice.submit("/groups", &[("name", "Second")]).await;
-    assert!(visible_text(&alice.page("/groups").await).contains("the most this portal allows per person"));
+    assert!(visible_text(&alice.page("/groups").await)
+        .contains("the most this portal allows per person"));
     operator
-        .submit("/operator/settings", &[("max_groups_per_account", "-1"), ("downloads_per_day", "x")])
+        .submit(
+            "/operator/settings",
+            &[("max_groups_per_account", "-1"), ("downloads_per_day", "x")],
+        )
         .await;
     let text = visible_text(&operator.page("/operator").await);
-    assert!(text.contains("Enter a whole number from 0 to 1000."), "{text}");
+    assert!(
+        text.contains("Enter a whole number from 0 to 1000."),
+        "{text}"
+    );
 
     // Disabling a group: its members can look but not change anything, and see why.
-    operator.submit(&format!("/operator/groups/{group}/disable"), &[("reason", "")]).await;
+    operator
+        .submit(
+            &format!("/operator/groups/{group}/disable"),
+            &[("reason", "")],
+        )
+        .await;
     assert!(visible_text(&operator.page("/operator").await).contains("Give a reason"));
-    operator.submit(&format!("/operator/groups/{group}/disable"), &[("reason", "Spam complaints")]).await;
+    operator
+        .submit(
+            &format!("/operator/groups/{group}/disable"),
+            &[("reason", "Spam complaints")],
+        )
+        .await;
     let posted = alice.submit(&format!("/groups/{group}/invites"), &[]).await;
     assert_eq!(posted.status, StatusCode::SEE_OTHER);
     let text = visible_text(&alice.page(&format!("/groups/{group}")).await);
-    assert!(text.contains("disabled this group: Spam complaints"), "{text}");
+    assert!(
+        text.contains("disabled this group: Spam complaints"),
+        "{text}"
+    );
     let invites: i64 = scalar(&s.pool, "SELECT count(*) FROM invites").await;
     assert_eq!(invites, 0);
-    operator.submit(&format!("/operator/groups/{group}/enable"), &[]).await;
+    operator
+        .submit(&format!("/operator/groups/{group}/enable"), &[])
+        .await;
     alice.submit(&format!("/groups/{group}/invites"), &[]).await;
     let invites: i64 = scalar(&s.pool, "SELECT count(*) FROM invites").await;
     assert_eq!(invites, 1);
 
     // Closing sign-up: only people with an invite link may create accounts.
     operator
-        .submit("/operator/settings", &[("max_groups_per_account", "3"), ("downloads_per_day", "5")])
+        .submit(
+            "/operator/settings",
+            &[("max_groups_per_account", "3"), ("downloads_per_day", "5")],
+        )
         .await;
     let stranger = PortalClient::new(s.portal.base_url());
     stranger.sign_up("stranger@example.org", PASSWORD).await;
@@ -480,7 +722,15 @@ async fn community_operators_manage_zones_quotas_and_groups() {
 
     // The audit log saw all of it.
     let text = visible_text(&operator.page("/operator").await);
-    for action in ["sign_in", "group.created", "operator.zone_added", "operator.group_disabled", "operator.group_enabled", "invite.created", "operator.settings"] {
+    for action in [
+        "sign_in",
+        "group.created",
+        "operator.zone_added",
+        "operator.group_disabled",
+        "operator.group_enabled",
+        "invite.created",
+        "operator.settings",
+    ] {
         assert!(text.contains(action), "audit log lacks {action}");
     }
 }

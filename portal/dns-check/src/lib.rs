@@ -54,7 +54,10 @@ pub mod collect;
 pub mod compare;
 pub mod config;
 pub mod diagnose;
-pub mod model;
+/// The report's types live in `chatmail-shared`, so the portal's browser side can read them.
+pub mod model {
+    pub use chatmail_shared::dns_report::*;
+}
 pub mod observations;
 pub mod resolve;
 
@@ -165,13 +168,6 @@ pub fn evaluate(
         records,
         findings,
         summary,
-    }
-}
-
-impl CheckReport {
-    /// The report as pretty JSON, as the portal's API route serves it.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("the report is always serializable")
     }
 }
 

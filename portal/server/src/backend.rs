@@ -343,9 +343,22 @@ impl PortalBackend {
                 }
             }
             SetupStep::Download => StepData::Download,
-            SetupStep::Status => StepData::Status {
-                mail_domain: domain.map(|d| d.to_unicode()).unwrap_or_default(),
-            },
+            SetupStep::Status => {
+                let report = crate::dns_status::current(pool, &self.state.settings.dns, relay)
+                    .await
+                    .map_err(db_error)?;
+                let ready = report
+                    .as_ref()
+                    .is_some_and(|report| report.summary.errors == 0);
+                StepData::Status {
+                    mail_domain: domain.as_ref().map(|d| d.to_unicode()).unwrap_or_default(),
+                    qr_svg: domain
+                        .filter(|_| ready)
+                        .map(|d| chatmail_shared::qr::account_svg(&d)),
+                    report,
+                    ignored: relay.ignored_warnings.clone(),
+                }
+            }
         })
     }
 }

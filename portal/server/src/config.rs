@@ -47,6 +47,11 @@ pub struct Config {
     #[arg(long, env = "PORTAL_DNS_RESOLVER")]
     pub dns_resolver: Option<std::net::SocketAddr>,
 
+    /// Port on which the DNS checker asks authoritative name servers (53 on the Internet;
+    /// another port only for test set-ups).
+    #[arg(long, env = "PORTAL_DNS_NAMESERVER_PORT", default_value_t = 53)]
+    pub dns_nameserver_port: u16,
+
     /// Log format.
     #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

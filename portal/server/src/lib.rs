@@ -8,6 +8,7 @@ pub mod config;
 pub mod data_dir;
 pub mod db;
 pub mod dns_detect;
+pub mod dns_status;
 pub mod embedded_pg;
 pub mod forms;
 pub mod health;
@@ -44,6 +45,8 @@ pub struct Settings {
     pub base_url: String,
     /// Trust the last `X-Forwarded-For` hop (the portal runs behind a reverse proxy).
     pub behind_proxy: bool,
+    /// Where the DNS checker asks.
+    pub dns: dns_status::DnsSettings,
 }
 
 /// What every request handler can reach.
@@ -77,6 +80,10 @@ pub fn router(state: AppState, sessions: PostgresStore) -> Router {
 
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route(
+            "/api/groups/{id}/dns-check",
+            get(forms::status::report_json),
+        )
         .merge(state.assets.router())
         .merge(forms::routes())
         .leptos_routes_with_context(&state, routes, context.clone(), page_shell.clone())

@@ -134,6 +134,10 @@ async fn serve(config: &Config, pool: PgPool) -> Result<(), StartupError> {
             settings: Arc::new(Settings {
                 base_url: config.base_url(),
                 behind_proxy: config.behind_proxy,
+                dns: crate::dns_status::DnsSettings {
+                    resolver: config.dns_resolver,
+                    nameserver_port: config.dns_nameserver_port,
+                },
             }),
         },
         sessions,

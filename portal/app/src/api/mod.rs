@@ -52,11 +52,15 @@ pub mod backend {
 
     /// Gives a failed page-data request the HTTP status that matches its error.
     pub fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
-        if let (Err(error), Some(response)) = (&result, use_context::<leptos_axum::ResponseOptions>()) {
+        if let (Err(error), Some(response)) =
+            (&result, use_context::<leptos_axum::ResponseOptions>())
+        {
             response.set_status(match error {
                 AppError::NotFound | AppError::NotOperator => http::StatusCode::NOT_FOUND,
                 AppError::NotSignedIn => http::StatusCode::UNAUTHORIZED,
-                AppError::Internal | AppError::Transport(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+                AppError::Internal | AppError::Transport(_) => {
+                    http::StatusCode::INTERNAL_SERVER_ERROR
+                }
             });
         }
         result

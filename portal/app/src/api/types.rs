@@ -308,6 +308,12 @@ pub enum StepData {
     Download,
     Status {
         mail_domain: String,
+        /// The latest DNS check, `None` when none could be made.
+        report: Option<chatmail_shared::dns_report::CheckReport>,
+        /// Findings (`id|subject`) the group chose to ignore.
+        ignored: Vec<String>,
+        /// The join QR code (inline SVG), once everything needed is in place.
+        qr_svg: Option<String>,
     },
 }
 

@@ -152,7 +152,7 @@ fn GroupView(group: GroupPage, viewer: Viewer, flash: crate::api::Flash) -> impl
             <table class="table">
                 <thead><tr><th scope="col">"E-mail"</th><th scope="col">"Role"</th><th scope="col">"Joined"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                 <tbody>
-                    {group.members.iter().cloned().map(|member| {
+                    {group.members.iter().map(|member| {
                         let base = format!("/groups/{}/members/{}", id, member.account_id);
                         let csrf = csrf.clone();
                         let can_remove = member.is_me || owner || member.role == Role::Admin;
@@ -207,7 +207,7 @@ fn GroupView(group: GroupPage, viewer: Viewer, flash: crate::api::Flash) -> impl
                 <table class="table">
                     <thead><tr><th scope="col">"Created"</th><th scope="col">"Expires"</th><th scope="col">"State"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                     <tbody>
-                        {group.invites.iter().cloned().map(|invite| {
+                        {group.invites.iter().map(|invite| {
                             let state = match invite.state {
                                 InviteState::Open => "Waiting",
                                 InviteState::Used => "Used",

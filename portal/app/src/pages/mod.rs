@@ -8,6 +8,7 @@ mod not_found;
 mod operator;
 mod setup;
 mod start;
+pub mod status;
 
 pub use accounts::{Account, SignIn, SignUp};
 pub use groups::{Group, Groups};

@@ -62,7 +62,7 @@ fn OperatorView(page: OperatorPage, viewer: Viewer, flash: Flash) -> impl IntoVi
             <table class="table">
                 <thead><tr><th scope="col">"Zone"</th><th scope="col">"Relays"</th><th scope="col">"Offered"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                 <tbody>
-                    {page.zones.iter().cloned().map(|zone| view! {
+                    {page.zones.iter().map(|zone| view! {
                         <tr>
                             <td>{zone.zone.clone()}</td>
                             <td>{zone.relays}</td>
@@ -89,7 +89,7 @@ fn OperatorView(page: OperatorPage, viewer: Viewer, flash: Flash) -> impl IntoVi
             <table class="table" id="all-groups">
                 <thead><tr><th scope="col">"Group"</th><th scope="col">"Members"</th><th scope="col">"Relay"</th><th scope="col">"Setup"</th><th scope="col">"Created"</th><th scope="col">"State"</th></tr></thead>
                 <tbody>
-                    {page.groups.iter().cloned().map(|group| {
+                    {page.groups.iter().map(|group| {
                         let field = format!("reason-{}", group.id);
                         view! {
                             <tr>

@@ -23,6 +23,8 @@ pub fn Setup() -> impl IntoView {
         )
     };
     let page = Resource::new(key, |(group, step)| load_setup_page(group, step));
+    // The status step refreshes itself while something is still on its way.
+    provide_context(crate::pages::status::Refresh(page));
     view! {
         <WithContext children=move |context| {
             let flash = context.flash.clone();
@@ -275,10 +277,9 @@ fn step_form(
             </form>
         }
         .into_any(),
-        StepData::Status { mail_domain } => view! {
-            <p>{format!("Once your device runs, this page checks {mail_domain} from the outside and shows the QR code to join.")}</p>
-            <p><A href=format!("/groups/{group_id}")>"Back to the group"</A></p>
+        StepData::Status { mail_domain, report, ignored, qr_svg } => {
+            view! { <crate::pages::status::StatusView mail_domain report ignored qr_svg action=action csrf group_id /> }
+                .into_any()
         }
-        .into_any(),
     }
 }

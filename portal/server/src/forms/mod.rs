@@ -3,10 +3,15 @@
 //! answers with a redirect (post/redirect/get); problems travel to the next page as a
 //! one-time flash message together with what was typed, so nothing is lost.
 
+// Guards return the response to send instead (a redirect or an error page); boxing it
+// would only add noise to every handler.
+#![allow(clippy::result_large_err)]
+
 mod accounts;
 mod groups;
 mod operator;
 mod setup;
+pub mod status;
 
 use std::collections::BTreeMap;
 
@@ -51,6 +56,9 @@ pub fn routes() -> Router<AppState> {
         .route("/groups/{id}/delete", post(groups::delete))
         .route("/invite/{token}", post(groups::accept_invite))
         .route("/groups/{id}/setup/{step}", post(setup::save))
+        .route("/groups/{id}/dns-check", post(status::recheck))
+        .route("/groups/{id}/dns-check/ignore", post(status::ignore))
+        .route("/groups/{id}/dns-check/unignore", post(status::unignore))
         .route("/operator/settings", post(operator::save_settings))
         .route("/operator/zones", post(operator::add_zone))
         .route("/operator/zones/{zone}/toggle", post(operator::toggle_zone))

@@ -341,7 +341,9 @@ async fn save_settings(
         Ok(value) => config.limits.delete_inactive_users_after_days = value,
         Err(problem) => flash = flash.field("delete_inactive_users_after_days", problem),
     }
-    if !flash.has_errors() && config.limits.max_message_size_bytes / (1024 * 1024) > config.limits.max_mailbox_size_mb {
+    if !flash.has_errors()
+        && config.limits.max_message_size_bytes / (1024 * 1024) > config.limits.max_mailbox_size_mb
+    {
         flash = flash.field(
             "max_message_size_mb",
             format!(

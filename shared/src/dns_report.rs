@@ -1,7 +1,9 @@
-//! The result of a check, as the portal shows it and serves it as JSON.
+//! The result of a DNS check (made by the `chatmail-dns-check` crate), as the portal
+//! shows it and serves it as JSON.
 //!
 //! Everything here is plain data with `serde` derives, so the portal can store a report,
-//! send it to the browser and read it back without knowing anything about DNS. Texts are
+//! send it to the browser (this crate builds for wasm32) and read it back without knowing
+//! anything about DNS. Texts are
 //! already written for people who are not DNS experts; machine ids (`Finding::id`,
 //! `RecordCheck::purpose`) stay stable so the UI and tests can rely on them.
 
@@ -32,6 +34,11 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// The report as pretty JSON, as the portal's API route serves it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report is always serializable")
+    }
+
     /// Whether nothing needs attention: no error or warning finding, every ready record
     /// is [`RecordStatus::Ok`].
     pub fn is_all_green(&self) -> bool {
@@ -44,8 +51,7 @@ impl CheckReport {
         self.findings.iter().filter(move |f| f.id == id)
     }
 
-    /// The check of the first planned record with this purpose id (see
-    /// [`crate::purpose_id`]).
+    /// The check of the first planned record with this purpose id (e.g. `mx`, `dkim`).
     pub fn record(&self, purpose: &str) -> Option<&RecordCheck> {
         self.records.iter().find(|r| r.purpose == purpose)
     }
@@ -120,7 +126,7 @@ pub enum NameserverStatus {
 /// The state of one planned record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordCheck {
-    /// Stable id of what the record is for, e.g. `mx`, `dkim` (see [`crate::purpose_id`]).
+    /// Stable id of what the record is for, e.g. `mx`, `dkim`.
     pub purpose: String,
     /// Owner name, ASCII, without the trailing dot.
     pub name: String,
