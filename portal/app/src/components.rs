@@ -6,6 +6,17 @@ use leptos_router::{components::A, hooks::use_location};
 
 use crate::api::{load_page_context, AppError, Flash, FlashLevel, PageContext, SetupStep};
 
+/// The document title: the page's own title, then the product's name.
+#[component]
+pub fn PageTitle(#[prop(into)] text: String) -> impl IntoView {
+    let full = if text.is_empty() {
+        crate::PRODUCT_NAME.to_string()
+    } else {
+        format!("{text} \u{b7} {}", crate::PRODUCT_NAME)
+    };
+    view! { <leptos_meta::Title text=full /> }
+}
+
 /// The page context (who is signed in, the pending flash message), loaded once per page.
 #[derive(Clone, Copy)]
 pub struct PageContextResource(pub Resource<Result<PageContext, AppError>>);

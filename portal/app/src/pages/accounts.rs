@@ -1,7 +1,7 @@
 //! Sign-up, sign-in and the account page (password change, deletion).
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_query_map};
 
 use crate::components::{CsrfField, Field, FlashMessage, WithContext};
@@ -16,7 +16,7 @@ fn next_target() -> Signal<String> {
 pub fn SignUp() -> impl IntoView {
     let next = next_target();
     view! {
-        <Title text="Create an account" />
+        <PageTitle text="Create an account" />
         <section class="narrow">
             <h1>"Create an account"</h1>
             <p>"Your account lets you set up a relay with your group and come back to it later."</p>
@@ -50,7 +50,7 @@ pub fn SignUp() -> impl IntoView {
 pub fn SignIn() -> impl IntoView {
     let next = next_target();
     view! {
-        <Title text="Sign in" />
+        <PageTitle text="Sign in" />
         <section class="narrow">
             <h1>"Sign in"</h1>
             <WithContext children=move |context| {
@@ -73,7 +73,7 @@ pub fn SignIn() -> impl IntoView {
 #[component]
 pub fn Account() -> impl IntoView {
     view! {
-        <Title text="Your account" />
+        <PageTitle text="Your account" />
         <section class="narrow">
             <h1>"Your account"</h1>
             <WithContext children=move |context| {

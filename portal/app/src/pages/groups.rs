@@ -1,7 +1,7 @@
 //! The list of one's groups, and a group's own page: its relay, members and invites.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
@@ -34,7 +34,7 @@ fn next_step_href(group_id: &str, completed: u8) -> String {
 pub fn Groups() -> impl IntoView {
     let groups = Resource::new(|| (), |_| load_my_groups());
     view! {
-        <Title text="Your groups" />
+        <PageTitle text="Your groups" />
         <h1>"Your groups"</h1>
         <WithContext children=move |context| {
             let flash = context.flash.clone();
@@ -130,7 +130,7 @@ fn GroupView(group: GroupPage, viewer: Viewer, flash: crate::api::Flash) -> impl
     let invite_link = flash.value_of("invite_link");
     let id = group.id.clone();
     view! {
-        <Title text=group.name.clone() />
+        <PageTitle text=group.name.clone() />
         <p class="breadcrumb"><A href="/groups">"Your groups"</A></p>
         <h1>{group.name.clone()}</h1>
         <FlashMessage flash=flash.clone() />

@@ -1,7 +1,7 @@
 //! An invite link's landing page: which group, and a button to join.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
@@ -15,7 +15,7 @@ pub fn Invite() -> impl IntoView {
     let token = move || params.read().get("token").unwrap_or_default();
     let page = Resource::new(token, load_invite_page);
     view! {
-        <Title text="Invitation" />
+        <PageTitle text="Invitation" />
         <section class="narrow">
             <WithContext children=move |context| {
                 let flash = context.flash.clone();

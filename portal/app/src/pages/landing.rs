@@ -3,8 +3,9 @@
 //! The device chooser is a pair of links (`?device=pi`, `?device=vm`), so it works without
 //! JavaScript; once hydrated, the router switches between them without reloading the page.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::{Meta, Title};
+use leptos_meta::Meta;
 use leptos_router::{components::A, hooks::use_query_map};
 
 /// The kind of device the group will run its relay on.
@@ -44,7 +45,7 @@ pub fn Landing() -> impl IntoView {
     let device = Memo::new(move |_| Device::from_query(query.read().get("device").as_deref()));
 
     view! {
-        <Title text="" />
+        <PageTitle text="" />
         <Meta
             name="description"
             content="Run your own chatmail relay for Delta Chat: pick a name, connect your DNS, boot a ready-made image, scan a QR code."

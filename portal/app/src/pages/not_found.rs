@@ -1,7 +1,7 @@
 //! The page for any address the portal does not know. Answers with HTTP status 404.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::components::A;
 
 #[component]
@@ -11,7 +11,7 @@ pub fn NotFound() -> impl IntoView {
         response.set_status(http::StatusCode::NOT_FOUND);
     }
     view! {
-        <Title text="Page not found" />
+        <PageTitle text="Page not found" />
         <section class="not-found">
             <h1>"Page not found"</h1>
             <p>"There is nothing at this address. It may have moved, or the link may have a typo."</p>

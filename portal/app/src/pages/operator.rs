@@ -1,7 +1,7 @@
 //! The community operator's page: quotas, free-subdomain zones, every group, the audit log.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use crate::{
     api::{load_operator_page, Flash, OperatorPage, Viewer},
@@ -12,7 +12,7 @@ use crate::{
 pub fn Operator() -> impl IntoView {
     let page = Resource::new(|| (), |_| load_operator_page());
     view! {
-        <Title text="Operator" />
+        <PageTitle text="Operator" />
         <WithContext children=move |context| {
             let flash = context.flash.clone();
             let viewer = context.viewer.clone();

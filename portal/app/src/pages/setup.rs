@@ -1,8 +1,8 @@
 //! The setup wizard: one step per page, with the progress indicator on top. Every step is
 //! a plain form that posts, so the whole setup works without JavaScript.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
@@ -73,7 +73,7 @@ fn SetupView(page: SetupPage, viewer: Viewer, flash: Flash) -> impl IntoView {
         )
     };
     view! {
-        <Title text=title />
+        <PageTitle text=title />
         <p class="breadcrumb">
             <A href="/groups">"Your groups"</A>" › "<A href=format!("/groups/{}", page.group_id)>{page.group_name.clone()}</A>
         </p>

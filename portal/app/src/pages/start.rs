@@ -1,7 +1,7 @@
 //! The first step of setting up: what you need before you begin, and the way in.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::components::A;
 
 use crate::components::WithContext;
@@ -9,7 +9,7 @@ use crate::components::WithContext;
 #[component]
 pub fn Start() -> impl IntoView {
     view! {
-        <Title text="Get started" />
+        <PageTitle text="Get started" />
         <h1>"Before you begin"</h1>
         <p>"Have these ready; the whole setup then takes about half an hour."</p>
         <ul class="checklist">
