@@ -92,23 +92,20 @@ impl PgPrograms {
     /// Finds `initdb` and `postgres`, preferring the major version `wanted` when given (an
     /// existing cluster can only be opened by its own major version).
     pub fn find(wanted: Option<&str>) -> Result<Self, EmbeddedPgError> {
-        let mut found: Vec<PgPrograms> = Vec::new();
+        let mut dirs: Vec<PathBuf> = Vec::new();
         // Debian and Ubuntu keep the server programs off PATH, one directory per version.
         if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-            for entry in entries.flatten() {
-                let bin_dir = entry.path().join("bin");
-                if let Some(programs) = Self::in_dir(&bin_dir) {
-                    found.push(programs);
-                }
-            }
+            dirs.extend(entries.flatten().map(|entry| entry.path().join("bin")));
         }
         if let Some(path) = std::env::var_os("PATH") {
-            for dir in std::env::split_paths(&path) {
-                if let Some(programs) = Self::in_dir(&dir) {
-                    found.push(programs);
-                }
-            }
+            dirs.extend(std::env::split_paths(&path));
         }
+        Self::find_in(&dirs, wanted)
+    }
+
+    /// Like [`PgPrograms::find`], over the given directories only.
+    pub fn find_in(dirs: &[PathBuf], wanted: Option<&str>) -> Result<Self, EmbeddedPgError> {
+        let mut found: Vec<PgPrograms> = dirs.iter().filter_map(|dir| Self::in_dir(dir)).collect();
         if found.is_empty() {
             return Err(EmbeddedPgError::ProgramsMissing);
         }
@@ -566,5 +563,41 @@ fn last_lines(recent: &RecentLog) -> String {
         "nothing".to_string()
     } else {
         recent.iter().cloned().collect::<Vec<_>>().join(" / ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_programs_name_the_package_to_install() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = PgPrograms::find_in(&[empty.path().to_path_buf()], None).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+        assert!(message.contains("DATABASE_URL"), "{message}");
+    }
+
+    #[test]
+    fn the_installed_version_is_found_and_a_missing_one_explained() {
+        let programs = PgPrograms::find(None).expect("the test machine has PostgreSQL");
+        assert!(programs.major.parse::<u32>().unwrap() >= 12);
+        let err = PgPrograms::find(Some("7")).unwrap_err();
+        assert!(
+            err.to_string().contains("apt-get install postgresql-7"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn socket_paths_stay_short() {
+        let long = PathBuf::from(format!("/tmp/{}", "d".repeat(120)));
+        let (dir, temp) = socket_dir_for(&long).unwrap();
+        assert!(
+            temp.is_some(),
+            "a long data directory gets a short socket directory"
+        );
+        assert!(dir.as_os_str().len() + "/.s.PGSQL.5432".len() <= MAX_SOCKET_PATH);
     }
 }
