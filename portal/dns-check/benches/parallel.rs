@@ -6,8 +6,16 @@
 //!
 //! Two set-ups: (a) only the zone's authoritative servers are slow (the usual case: the
 //! resolver next to the portal is close, the provider's servers are far away), and (b)
-//! every server is slow, including the resolver and the registry. In (b) a check cannot
-//! beat its dependent steps (find the servers, then ask them), so its floor is two delays.
+//! every server is slow, including the resolver and the registry. In (b) a first check
+//! cannot beat its dependent steps (find the zone's NS names, look up their addresses,
+//! then ask the servers), so its floor is three delays. A repeated check by the same
+//! long-lived `Checker` (the portal's status page refreshes every 30 s) starts from the
+//! servers it kept, so its floor is one delay.
+//!
+//! Each set-up prints the first check (a new `Checker`: cold cache, what the free
+//! `check` function does) and repeated checks (warm cache), against the issue's two
+//! goals: the parallel/sequential comparison, and "a full check takes at most 1.5× the
+//! slowest single query".
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -16,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use chatmail_dns_check::collect::{collect, Targets};
 use chatmail_dns_check::observations::{Observations, Outcome};
-use chatmail_dns_check::{check, CheckerConfig, QueryMode};
+use chatmail_dns_check::{check, Checker, CheckerConfig, QueryMode};
 use support::*;
 
 const DELAY: Duration = Duration::from_millis(20);
@@ -78,36 +86,78 @@ async fn scenario(label: &str, slow_resolver: bool) {
     let queries = per_query.len();
 
     let mut seq = Vec::new();
-    let mut par = Vec::new();
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    let mut par = config.clone();
+    par.mode = QueryMode::Parallel;
+    let kept = Checker::new(par.clone());
+    let r = kept.check(&plan).await;
+    assert!(r.is_all_green(), "{:?}", r.findings);
     for _ in 0..RUNS {
         config.mode = QueryMode::Sequential;
         let t = Instant::now();
         let r = check(&plan, &config).await;
         seq.push(t.elapsed());
         assert!(r.is_all_green(), "{:?}", r.findings);
-        config.mode = QueryMode::Parallel;
+
+        let first = Checker::new(par.clone());
         let t = Instant::now();
-        let r = check(&plan, &config).await;
-        par.push(t.elapsed());
+        let r = first.check(&plan).await;
+        cold.push(t.elapsed());
+        assert!(r.is_all_green(), "{:?}", r.findings);
+        assert_eq!(first.cache_stats().misses, 1);
+
+        let t = Instant::now();
+        let r = kept.check(&plan).await;
+        warm.push(t.elapsed());
         assert!(r.is_all_green(), "{:?}", r.findings);
     }
-    let (seq, par) = (median(seq), median(par));
+    let stats = kept.cache_stats();
+    assert_eq!(
+        (stats.hits, stats.rediscovered),
+        (RUNS as u64, 0),
+        "every repeated check started from the kept servers: {stats:?}"
+    );
+    let (seq, cold, warm) = (median(seq), median(cold), median(warm));
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let verdict = |ratio: f64| if ratio <= 1.5 { "meets" } else { "misses" };
     println!("{label}");
-    println!("  queries answered in one check:        {queries}");
+    println!("  questions answered in one check:              {queries}");
     println!(
-        "  slowest single query:                 {:8.1} ms",
+        "  slowest single query:                         {:8.1} ms",
         ms(slowest)
     );
-    println!("  full check, one after another:        {:8.1} ms", ms(seq));
-    println!("  full check, in parallel:              {:8.1} ms", ms(par));
     println!(
-        "  sequential / parallel:                {:8.1}x",
-        ms(seq) / ms(par)
+        "  full check, one after another (baseline):     {:8.1} ms",
+        ms(seq)
     );
     println!(
-        "  parallel / slowest single query:      {:8.2}x",
-        ms(par) / ms(slowest)
+        "  full check, parallel, first check (cold):     {:8.1} ms",
+        ms(cold)
+    );
+    println!(
+        "  full check, parallel, repeated check (warm):  {:8.1} ms",
+        ms(warm)
+    );
+    println!("  goal \"parallel vs one after another\" (sequential / parallel):");
+    println!(
+        "    first check (cold)                          {:8.1}x",
+        ms(seq) / ms(cold)
+    );
+    println!(
+        "    repeated check (warm)                       {:8.1}x",
+        ms(seq) / ms(warm)
+    );
+    println!("  goal \"full check at most 1.5x the slowest single query\" (parallel / slowest):");
+    let r = ms(cold) / ms(slowest);
+    println!(
+        "    first check (cold)                          {r:8.2}x  {}",
+        verdict(r)
+    );
+    let r = ms(warm) / ms(slowest);
+    println!(
+        "    repeated check (warm)                       {r:8.2}x  {}",
+        verdict(r)
     );
 }
 
@@ -119,7 +169,8 @@ fn main() {
         .expect("tokio runtime");
     rt.block_on(async {
         println!(
-            "chatmail-dns-check: full check of one relay, {} ms artificial delay per answer, median of {RUNS} runs\n",
+            "chatmail-dns-check: full check of one relay, {} ms artificial delay per answer, median of {RUNS} runs\n\
+             (cold: a new Checker, as the free check() function; warm: a Checker that checked this relay before)\n",
             DELAY.as_millis()
         );
         scenario("(a) authoritative servers slow, resolver and registry fast", false).await;

@@ -58,10 +58,18 @@ pub struct CheckerConfig {
     pub probe_wildcards: bool,
     /// Parallel (normal) or sequential (benchmark baseline).
     pub mode: QueryMode,
+    /// Longest time a [`crate::Checker`] keeps what discovery found (zone, name servers,
+    /// their addresses, the parent's servers) for the next check of the same mail domain;
+    /// shorter when the answers' TTLs are. Zero keeps nothing. The free functions
+    /// [`crate::check`] and [`crate::check_with`] never keep anything.
+    pub discovery_cache_max_age: Duration,
 }
 
 /// Default per-query timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Default longest life of a kept discovery: five minutes.
+pub const DEFAULT_DISCOVERY_CACHE_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Default TTL warning threshold: four hours.
 pub const DEFAULT_HIGH_TTL_SECS: u32 = 4 * 3600;
@@ -80,6 +88,7 @@ impl CheckerConfig {
             edns_payload: 1232,
             probe_wildcards: true,
             mode: QueryMode::Parallel,
+            discovery_cache_max_age: DEFAULT_DISCOVERY_CACHE_MAX_AGE,
         }
     }
 

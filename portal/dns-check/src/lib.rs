@@ -1,9 +1,10 @@
 //! Compares a relay's [`DnsPlan`] with what DNS actually serves, and explains every
 //! problem in plain language: what is wrong, what to do, and who has to do it.
 //!
-//! The portal's status page (and later the appliance's self-check) calls [`check`] and
-//! shows, or serves as JSON, the [`CheckReport`]: one [`RecordCheck`] per planned record
-//! and a list of [`Finding`]s.
+//! The portal's status page (and later the appliance's self-check) keeps one [`Checker`],
+//! calls [`Checker::check_with`] and shows, or serves as JSON, the [`CheckReport`]: one
+//! [`RecordCheck`] per planned record and a list of [`Finding`]s. The free functions
+//! [`check`] and [`check_with`] run one check with nothing kept.
 //!
 //! # What is asked
 //!
@@ -18,11 +19,28 @@
 //! 3. **Public view.** Every configured resolver is asked for every planned record, plus
 //!    CAA of every parent name; a SERVFAIL is retried with DNSSEC checking disabled (CD),
 //!    which tells broken DNSSEC from a dead zone.
-//! 4. **Reverse DNS.** PTR of each planned address, then the forward lookup of each name.
+//! 4. **Reverse DNS.** PTR of each planned address, then the forward lookup of each name
+//!    (taken from step 3's address lookups when the PTR names the mail domain).
 //!
 //! Independent questions go out together ([`QueryMode::Parallel`]); each waits at most
 //! [`CheckerConfig::timeout`] (twice when a truncated answer needs TCP), so a dead or slow
 //! server costs one timeout, not one per question.
+//!
+//! # A long-lived checker
+//!
+//! Discovery is the only part that takes several dependent rounds (NS records up the
+//! tree, then the NS hosts' addresses when the resolver sends no glue, then the parent's
+//! servers). A [`Checker`] keeps what it found per mail domain ([`cache`]), so the next
+//! check of the same relay (the status page refreshes every 30 seconds) asks the zone's
+//! servers and the parent's at once, and takes about one round trip to the slowest
+//! server. An entry lives at most as long as the shortest TTL among the answers it came
+//! from, capped by [`CheckerConfig::discovery_cache_max_age`] (5 minutes by default). It
+//! never makes a check wrong: every check still asks the servers everything, and when a
+//! server that served the zone no longer does (gone, refusing, lame, NXDOMAIN for the
+//! zone, a referral to a new zone cut) or the parent delegates elsewhere, the same check
+//! discovers from scratch and reports only what that finds. [`Checker::cache_stats`] counts hits, misses and
+//! rediscoveries. A checker is `Send + Sync`; share one (e.g. in an `Arc`) across
+//! requests.
 //!
 //! # Pointing the checker at test servers
 //!
@@ -49,6 +67,7 @@
 //! TCP-less name servers, TTLs so high that fixes take hours, alias loops, and records
 //! answered only by a wildcard (counted as published, with an info finding).
 
+pub mod cache;
 pub mod cloudflare;
 pub mod collect;
 pub mod compare;
@@ -62,8 +81,9 @@ pub mod observations;
 pub mod resolve;
 
 use std::collections::BTreeSet;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use cache::CacheStats;
 pub use chatmail_shared::DnsPlan;
 pub use compare::purpose_id;
 pub use config::{CheckContext, CheckerConfig, ConnectionKind, QueryMode};
@@ -74,21 +94,97 @@ pub use model::{
 
 use observations::{Data, Observations, RType};
 
-/// Checks `plan` against DNS with no extra knowledge about the provider.
+/// Checks `plan` against DNS with no extra knowledge about the provider, discovering
+/// everything from scratch.
 pub async fn check(plan: &DnsPlan, config: &CheckerConfig) -> CheckReport {
     check_with(plan, &CheckContext::default(), config).await
 }
 
-/// Checks `plan` against DNS, using what the caller knows about the set-up.
+/// Checks `plan` against DNS, using what the caller knows about the set-up, discovering
+/// everything from scratch.
 pub async fn check_with(
     plan: &DnsPlan,
     context: &CheckContext,
     config: &CheckerConfig,
 ) -> CheckReport {
+    run_check(plan, context, config, None).await
+}
+
+/// A checker that keeps what discovery found between checks (see the crate docs and
+/// [`cache`]). Share one across requests: it is `Send + Sync`, and concurrent checks
+/// only take its lock briefly, never across an `.await`.
+#[derive(Debug)]
+pub struct Checker {
+    config: CheckerConfig,
+    cache: cache::DiscoveryCache,
+}
+
+impl Checker {
+    /// A checker with these network settings (fixed for its life; the cache relies on
+    /// them).
+    pub fn new(config: CheckerConfig) -> Self {
+        let cache = cache::DiscoveryCache::new(config.discovery_cache_max_age);
+        Checker { config, cache }
+    }
+
+    /// The network settings.
+    pub fn config(&self) -> &CheckerConfig {
+        &self.config
+    }
+
+    /// Checks `plan` with no extra knowledge about the provider.
+    pub async fn check(&self, plan: &DnsPlan) -> CheckReport {
+        self.check_with(plan, &CheckContext::default()).await
+    }
+
+    /// Checks `plan`, using what the caller knows about the set-up. Starts from the kept
+    /// discovery of the plan's mail domain when there is a live one.
+    pub async fn check_with(&self, plan: &DnsPlan, context: &CheckContext) -> CheckReport {
+        run_check(plan, context, &self.config, Some(&self.cache)).await
+    }
+
+    /// Counters of the discovery cache since the checker was created.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// How long the kept discovery of `mail_domain` has left, if there is one.
+    pub fn cache_expires_in(&self, mail_domain: &str) -> Option<Duration> {
+        self.cache
+            .expires_in(&observations::normalize_name(mail_domain))
+    }
+
+    /// Drops the kept discovery of `mail_domain` (e.g. after the portal changed its
+    /// delegation), so the next check discovers from scratch.
+    pub fn forget(&self, mail_domain: &str) {
+        self.cache
+            .forget(&observations::normalize_name(mail_domain));
+    }
+
+    /// Drops every kept discovery.
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+}
+
+async fn run_check(
+    plan: &DnsPlan,
+    context: &CheckContext,
+    config: &CheckerConfig,
+    cache: Option<&cache::DiscoveryCache>,
+) -> CheckReport {
     let start = Instant::now();
     let targets = collect::Targets::from_plan(plan);
-    let obs = Box::pin(collect::collect(&targets, config)).await;
-    let mut report = evaluate(plan, &obs, context, config);
+    let known = cache.and_then(|c| c.get(&targets.mail_domain));
+    let collected = Box::pin(collect::collect_cached(&targets, config, known)).await;
+    if let Some(c) = cache {
+        c.record(
+            &targets.mail_domain,
+            &collected.cache,
+            collected.discovery_queries,
+        );
+    }
+    let mut report = evaluate(plan, &collected.observations, context, config);
     report.duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     report
 }
@@ -185,6 +281,21 @@ mod tests {
         let mut a = Answer::empty(Rcode::NoError);
         a.answers = records;
         observations::Outcome::Answer(a)
+    }
+
+    #[test]
+    fn a_checker_can_be_shared_across_tasks() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: &T) {}
+        let checker = Checker::new(CheckerConfig::with_resolvers(vec![]));
+        send_sync(&checker);
+        let plan = DnsPlan::new(
+            &RelayConfig::new(MailDomain::parse("chat.example.org").unwrap()),
+            &DeviceFacts::default(),
+        );
+        let context = CheckContext::default();
+        // Not polled: only its type matters.
+        send(&checker.check_with(&plan, &context));
     }
 
     #[test]

@@ -506,7 +506,12 @@ pub struct Discovery {
     /// The NS names the parent zone's servers delegate to (`None`: not checked or failed).
     pub parent_delegation: Option<Vec<String>>,
     /// Every recursive answer used while walking up from the mail domain (name → outcome).
+    /// When [`from_cache`](Discovery::from_cache) is set, these are the answers of the
+    /// earlier check that found the servers.
     pub walk: Vec<(String, Outcome)>,
+    /// The zone and its servers were known from an earlier check of a long-lived
+    /// [`crate::Checker`] (not asked again), and this check's answers confirmed them.
+    pub from_cache: bool,
 }
 
 /// A query for a random name next to a planned one, to see whether a wildcard answers.

@@ -8,6 +8,8 @@
 //! into the socket-free [`crate::observations`] types right here.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -60,6 +62,8 @@ pub struct Querier {
     timeout: Duration,
     edns_payload: u16,
     mode: QueryMode,
+    /// Counts the questions asked through this querier, if set.
+    asked: Option<Arc<AtomicU64>>,
 }
 
 impl Querier {
@@ -70,6 +74,16 @@ impl Querier {
             timeout,
             edns_payload,
             mode,
+            asked: None,
+        }
+    }
+
+    /// The same querier (same sockets' owner, timeout and mode) that also adds one to
+    /// `counter` for every question it asks (a TCP retry counts with its UDP question).
+    pub fn counting(&self, counter: Arc<AtomicU64>) -> Querier {
+        Querier {
+            asked: Some(counter),
+            ..self.clone()
         }
     }
 
@@ -87,6 +101,9 @@ impl Querier {
         rtype: RType,
         flags: Flags,
     ) -> Outcome {
+        if let Some(counter) = &self.asked {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         let qname = match Name::from_ascii(format!("{}.", name.trim_end_matches('.'))) {
             Ok(n) => n,
             Err(e) => return Outcome::Malformed(format!("bad name {name}: {e}")),
