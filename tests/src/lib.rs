@@ -19,6 +19,13 @@ pub mod workspace;
 
 use std::net::TcpListener;
 
+/// Makes the process's HTTP clients usable: reqwest is built without a built-in TLS crypto
+/// provider (the workspace uses rustls with ring), so one is installed once per process.
+/// Every harness entry point calls this; calling it again does nothing.
+pub fn tls_ready() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -95,6 +95,7 @@ impl PortalCommand {
 
     /// Starts the portal and waits until `/healthz` answers 200.
     pub async fn start(&self) -> RunningPortal {
+        crate::tls_ready();
         let (mut command, log_path) = self.command(&format!("portal-{}.log", self.port));
         let child = command.spawn().expect("start the portal binary");
         let mut portal = RunningPortal {

@@ -21,6 +21,7 @@ pub struct Posted {
 
 impl PortalClient {
     pub fn new(base_url: &str) -> PortalClient {
+        crate::tls_ready();
         PortalClient {
             http: Client::builder()
                 .cookie_store(true)

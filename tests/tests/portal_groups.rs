@@ -234,7 +234,7 @@ async fn complete_setup(client: &PortalClient, group: &str, domain: &str) {
     let step = |name: &str| format!("/groups/{group}/setup/{name}");
     let checks: [(&str, Vec<(&str, &str)>); 4] = [
         ("domain", vec![("kind", "own"), ("domain", domain)]),
-        ("dns", vec![]),
+        ("dns", vec![("method", "manual")]),
         (
             "settings",
             vec![
@@ -251,7 +251,12 @@ async fn complete_setup(client: &PortalClient, group: &str, domain: &str) {
         ),
     ];
     for (name, fields) in checks {
-        let posted = client.submit(&step(name), &fields).await;
+        let path = if name == "dns" {
+            format!("/groups/{group}/dns/connect")
+        } else {
+            step(name)
+        };
+        let posted = client.submit(&path, &fields).await;
         let location = posted.location.unwrap_or_default();
         assert!(
             !location.ends_with(&format!("/{name}")),
@@ -337,6 +342,17 @@ async fn one_group_can_never_reach_another_groups_relay() {
             vec![("hardware", "raspberry_pi"), ("ipv4", "1.1.1.1")],
         ),
         (format!("/groups/{group}/setup/records"), vec![]),
+        (
+            format!("/groups/{group}/dns/connect"),
+            vec![("method", "manual")],
+        ),
+        (format!("/groups/{group}/dns/apply"), vec![]),
+        (format!("/groups/{group}/dns/remove"), vec![]),
+        (format!("/groups/{group}/dns-check"), vec![]),
+        (
+            format!("/groups/{group}/dns-check/ignore"),
+            vec![("finding", "ttl-high")],
+        ),
         (
             format!("/operator/groups/{group}/disable"),
             vec![("reason", "mine now")],
@@ -442,7 +458,16 @@ async fn the_wizard_checks_every_answer() {
             .contains("already used by another relay")
     );
 
+    // Continuing without choosing how records reach DNS is refused.
     alice.submit(&step("dns"), &[]).await;
+    assert!(visible_text(&alice.page(&step("dns")).await)
+        .contains("Choose how the records reach your DNS"));
+    alice
+        .submit(
+            &format!("/groups/{group}/dns/connect"),
+            &[("method", "manual")],
+        )
+        .await;
     let bad_settings: &[(&str, &str, &str)] = &[
         (
             "contact_mail",

@@ -24,7 +24,7 @@ async fn set_up_relay(client: &PortalClient) -> String {
     let group = client.create_group("Family").await;
     let steps: [(&str, Vec<(&str, &str)>); 7] = [
         ("domain", vec![("kind", "own"), ("domain", "example.org")]),
-        ("dns", vec![]),
+        ("dns", vec![("method", "manual")]),
         (
             "settings",
             vec![
@@ -44,9 +44,12 @@ async fn set_up_relay(client: &PortalClient) -> String {
         ("status", vec![]),
     ];
     for (step, fields) in steps {
-        let posted = client
-            .submit(&format!("/groups/{group}/setup/{step}"), &fields)
-            .await;
+        let path = if step == "dns" {
+            format!("/groups/{group}/dns/connect")
+        } else {
+            format!("/groups/{group}/setup/{step}")
+        };
+        let posted = client.submit(&path, &fields).await;
         assert_eq!(posted.status, StatusCode::SEE_OTHER, "{step}");
     }
     group

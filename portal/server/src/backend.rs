@@ -6,10 +6,11 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use chatmail_portal_app::api::{
-    backend::Backend, AppError, AuditRow, DetectedProvider, FreeZone, GroupPage, GroupSummary,
-    Hardware, InviteInfo, InviteLinkState, InvitePage, InviteState, Member, MyGroups,
-    OperatorGroupRow, OperatorPage, OperatorSettings, OperatorZone, PageContext, PlannedRecordRow,
-    Role, SettingsForm, SetupPage, SetupStep, StepData, Viewer,
+    backend::Backend, AppError, AuditRow, ChangeRow, ConflictRow, ConnectionInfo, DetectedProvider,
+    DiffView, FreeZone, GroupPage, GroupSummary, Hardware, InviteInfo, InviteLinkState, InvitePage,
+    InviteState, JobView, Member, MyGroups, OperatorGroupRow, OperatorPage, OperatorSettings,
+    OperatorZone, PageContext, PlannedRecordRow, Role, SettingsForm, SetupPage, SetupStep,
+    StepData, Viewer,
 };
 use chatmail_shared::{
     public_address::check_public, DeviceFacts, DnsPlan, MailDomain, PlannedValue, RelayConfig,
@@ -22,7 +23,11 @@ use uuid::Uuid;
 use crate::{
     auth::{ClientIp, CurrentAccount},
     db::{self, invites::LinkState, relays::RelayRow},
-    dns_detect, relay_config, AppState,
+    dns_apply, relay_config, AppState,
+};
+use chatmail_dns_providers::{
+    detect::{detect, ConnectWay, Resolvers},
+    Diff,
 };
 
 pub struct PortalBackend {
@@ -229,6 +234,7 @@ impl Backend for PortalBackend {
                     zone: unicode(&z.zone),
                     enabled: z.enabled,
                     relays: z.relays.max(0) as u32,
+                    connection: z.connection,
                 })
                 .collect(),
             groups: groups
@@ -294,6 +300,13 @@ impl PortalBackend {
             }
             SetupStep::Dns => {
                 let domain = domain.ok_or(AppError::NotFound)?;
+                let connection = db::dns::connection_for_group(pool, relay.group_id)
+                    .await
+                    .map_err(db_error)?
+                    .map(|c| ConnectionInfo {
+                        label: c.label,
+                        zone: c.zone,
+                    });
                 if relay.free_zone_id.is_some() {
                     StepData::Dns {
                         mail_domain: domain.to_unicode(),
@@ -301,18 +314,39 @@ impl PortalBackend {
                         nameservers: Vec::new(),
                         provider: None,
                         lookup_problem: None,
+                        connection,
+                        mode: Some("portal".into()),
                     }
                 } else {
-                    let found = dns_detect::detect(&domain).await;
+                    let resolvers = match self.state.settings.dns.resolver {
+                        Some(resolver) => Resolvers::Servers(vec![resolver]),
+                        None => Resolvers::System,
+                    };
+                    let (nameservers, provider, lookup_problem) =
+                        match detect(domain.as_str(), &resolvers).await {
+                            Ok(found) => (
+                                found.nameservers,
+                                found.provider.map(|p| DetectedProvider {
+                                    name: p.name.to_string(),
+                                    methods: p
+                                        .ways
+                                        .iter()
+                                        .map(|w| way_label(*w).to_string())
+                                        .collect(),
+                                    domain_connect: found.domain_connect.is_some(),
+                                }),
+                                None,
+                            ),
+                            Err(err) => (Vec::new(), None, Some(err.to_string())),
+                        };
                     StepData::Dns {
                         mail_domain: domain.to_unicode(),
                         managed_by_portal: false,
-                        nameservers: found.nameservers,
-                        provider: found.provider.map(|p| DetectedProvider {
-                            name: p.name.to_string(),
-                            methods: p.methods.iter().map(|m| m.to_string()).collect(),
-                        }),
-                        lookup_problem: found.problem,
+                        nameservers,
+                        provider,
+                        lookup_problem,
+                        connection,
+                        mode: relay.dns_mode.clone(),
                     }
                 }
             }
@@ -337,9 +371,43 @@ impl PortalBackend {
             SetupStep::Records => {
                 let domain = domain.ok_or(AppError::NotFound)?;
                 let config = relay_config::load_or_new(relay, domain);
+                let connection = db::dns::connection_for_group(pool, relay.group_id)
+                    .await
+                    .map_err(db_error)?;
+                let (preview, preview_problem) = if connection.is_some() {
+                    match dns_apply::preview(pool, &self.state.keyring, relay, false).await {
+                        Ok(preview) => (Some(diff_view(&preview.diff)), None),
+                        Err(err) => (None, Some(err.to_string())),
+                    }
+                } else {
+                    (None, None)
+                };
+                let job = db::dns::latest_job(pool, relay.group_id)
+                    .await
+                    .map_err(db_error)?
+                    .map(|job| JobView {
+                        state: job.state,
+                        action: job.action,
+                        attempts: job.attempts.max(0) as u32,
+                        summary: job.summary,
+                        error: job.last_error,
+                        retry_in_secs: job.retry_in.map(|s| s.max(0.0).ceil() as u64),
+                    });
                 StepData::Records {
                     mail_domain: config.mail_domain.to_unicode(),
                     records: plan_rows(&config),
+                    mode: if relay.free_zone_id.is_some() {
+                        Some("portal".into())
+                    } else {
+                        relay.dns_mode.clone()
+                    },
+                    connection: connection.map(|c| ConnectionInfo {
+                        label: c.label,
+                        zone: c.zone,
+                    }),
+                    preview,
+                    preview_problem,
+                    job,
                 }
             }
             SetupStep::Download => StepData::Download,
@@ -421,4 +489,47 @@ pub fn plan_rows(config: &RelayConfig) -> Vec<PlannedRecordRow> {
             }
         })
         .collect()
+}
+
+fn way_label(way: ConnectWay) -> &'static str {
+    match way {
+        ConnectWay::OAuth => "Sign in with the provider",
+        ConnectWay::ApiToken => "API token",
+        ConnectWay::DomainConnect => "Domain Connect",
+    }
+}
+
+/// The dry run as rows for the records step.
+fn diff_view(diff: &Diff) -> DiffView {
+    let rows = |items: &[chatmail_dns_providers::Item]| {
+        items
+            .iter()
+            .map(|item| ChangeRow {
+                name: item.name.clone(),
+                rtype: item.rtype.clone(),
+                before: item.before.clone(),
+                after: item.after.clone(),
+                description: item.description.clone(),
+            })
+            .collect()
+    };
+    DiffView {
+        creates: rows(&diff.creates),
+        updates: rows(&diff.updates),
+        deletes: rows(&diff.deletes),
+        conflicts: diff
+            .conflicts
+            .iter()
+            .map(|c| ConflictRow {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                rtype: c.rtype.clone(),
+                existing: c.existing.clone(),
+                wanted: c.wanted.clone(),
+                problem: c.problem.clone(),
+                description: c.description.clone(),
+            })
+            .collect(),
+        unchanged: diff.unchanged.len(),
+    }
 }

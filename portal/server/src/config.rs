@@ -52,6 +52,11 @@ pub struct Config {
     #[arg(long, env = "PORTAL_DNS_NAMESERVER_PORT", default_value_t = 53)]
     pub dns_nameserver_port: u16,
 
+    /// Keys that seal DNS provider credentials: "<id>:<base64 32-byte key>,…", the first
+    /// one current. Without it, a key file in the data directory is made and used.
+    #[arg(long, env = "PORTAL_SECRET_KEYS", hide_env_values = true)]
+    pub secret_keys: Option<String>,
+
     /// Log format.
     #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -3,7 +3,9 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use chatmail_dns_check::{CheckContext, CheckerConfig, ConnectionKind};
+use std::sync::Arc;
+
+use chatmail_dns_check::{CheckContext, Checker, CheckerConfig, ConnectionKind};
 use chatmail_shared::{dns_report::CheckReport, DeviceFacts, DnsPlan, MailDomain};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -13,21 +15,33 @@ use crate::{db::relays::RelayRow, relay_config};
 /// A report older than this is refreshed when someone looks at it.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 
-/// Where the checker asks: the resolver given to the portal, or the system's.
-#[derive(Clone, Debug)]
+/// Where the checker asks (the resolver given to the portal, or the system's), and the one
+/// checker every request shares, so repeated checks of a relay reuse what it learned about
+/// the zone's servers.
+#[derive(Clone)]
 pub struct DnsSettings {
     pub resolver: Option<SocketAddr>,
-    pub nameserver_port: u16,
+    checker: Result<Arc<Checker>, String>,
 }
 
 impl DnsSettings {
-    fn checker(&self) -> Result<CheckerConfig, String> {
-        let mut config = match self.resolver {
-            Some(resolver) => CheckerConfig::with_resolvers(vec![resolver]),
-            None => CheckerConfig::from_system()?,
+    pub fn new(resolver: Option<SocketAddr>, nameserver_port: u16) -> DnsSettings {
+        let config = match resolver {
+            Some(resolver) => Ok(CheckerConfig::with_resolvers(vec![resolver])),
+            None => CheckerConfig::from_system(),
         };
-        config.nameserver_port = self.nameserver_port;
-        Ok(config)
+        let checker = config.map(|mut config| {
+            config.nameserver_port = nameserver_port;
+            Arc::new(Checker::new(config))
+        });
+        if let Err(err) = &checker {
+            tracing::warn!("DNS checks are not possible: {err}");
+        }
+        DnsSettings { resolver, checker }
+    }
+
+    fn checker(&self) -> Result<&Checker, &str> {
+        self.checker.as_deref().map_err(String::as_str)
     }
 }
 
@@ -75,7 +89,7 @@ pub async fn check_now(
             return Ok(None);
         }
     };
-    let report = chatmail_dns_check::check_with(&plan, &context, &checker).await;
+    let report = checker.check_with(&plan, &context).await;
     sqlx::query(
         "INSERT INTO dns_checks (group_id, checked_at, report) VALUES ($1, now(), $2) \
          ON CONFLICT (group_id) DO UPDATE SET checked_at = now(), report = EXCLUDED.report",

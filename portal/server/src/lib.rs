@@ -7,13 +7,14 @@ pub mod backend;
 pub mod config;
 pub mod data_dir;
 pub mod db;
-pub mod dns_detect;
+pub mod dns_apply;
 pub mod dns_status;
 pub mod embedded_pg;
 pub mod forms;
 pub mod health;
 pub mod operator_cli;
 pub mod relay_config;
+pub mod secrets;
 pub mod startup;
 
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use tower_sessions_sqlx_store::PostgresStore;
 pub use assets::Assets;
 
 /// Settings the request handlers need.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     /// The portal's public URL without a trailing slash, e.g. `https://portal.example.org`.
     pub base_url: String,
@@ -56,6 +57,10 @@ pub struct AppState {
     pub pool: PgPool,
     pub assets: Assets,
     pub settings: Arc<Settings>,
+    /// Seals and opens DNS provider credentials.
+    pub keyring: Arc<chatmail_dns_providers::credentials::Keyring>,
+    /// Wakes this process's DNS job runner when a job is queued here.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Paths whose pages need a signed-in person; anonymous visitors are sent to sign in.

@@ -26,6 +26,8 @@ pub enum StartupError {
     EmbeddedPostgres(#[from] EmbeddedPgError),
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error("preparing the session store failed: {0}")]
     Sessions(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -38,7 +40,7 @@ pub enum StartupError {
 pub struct Database {
     pub pool: PgPool,
     embedded: Option<EmbeddedPostgres>,
-    _data_dir: DataDir,
+    data_dir: DataDir,
 }
 
 impl Database {
@@ -73,7 +75,7 @@ impl Database {
             Ok(pool) => Ok(Database {
                 pool,
                 embedded,
-                _data_dir: data_dir,
+                data_dir,
             }),
             Err(err) => {
                 if let Some(postgres) = embedded {
@@ -82,6 +84,10 @@ impl Database {
                 Err(err.into())
             }
         }
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
     }
 
     /// Closes every connection, then stops the private PostgreSQL if there is one.
@@ -96,14 +102,24 @@ impl Database {
 /// Runs the portal until SIGTERM or SIGINT, then shuts down in order: stop taking
 /// requests, finish those in flight, close the pool, stop the private database.
 pub async fn run(config: Config) -> Result<(), StartupError> {
-    crate::dns_detect::use_resolver(config.dns_resolver);
     let database = Database::open(&config).await?;
-    let result = serve(&config, database.pool.clone()).await;
+    let keyring = match crate::secrets::load(config.secret_keys.as_deref(), database.data_dir()) {
+        Ok(keyring) => keyring,
+        Err(err) => {
+            database.close().await;
+            return Err(err.into());
+        }
+    };
+    let result = serve(&config, database.pool.clone(), keyring).await;
     database.close().await;
     result
 }
 
-async fn serve(config: &Config, pool: PgPool) -> Result<(), StartupError> {
+async fn serve(
+    config: &Config,
+    pool: PgPool,
+    keyring: chatmail_dns_providers::credentials::Keyring,
+) -> Result<(), StartupError> {
     let sessions = PostgresStore::new(pool.clone());
     sessions
         .migrate()
@@ -120,6 +136,13 @@ async fn serve(config: &Config, pool: PgPool) -> Result<(), StartupError> {
         }
     });
 
+    let keyring = Arc::new(keyring);
+    let jobs_wake = Arc::new(tokio::sync::Notify::new());
+    let jobs = tokio::spawn(crate::dns_apply::run_jobs(
+        pool.clone(),
+        keyring.clone(),
+        jobs_wake.clone(),
+    ));
     let assets = Assets::load(&config.site_root());
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")
@@ -131,13 +154,15 @@ async fn serve(config: &Config, pool: PgPool) -> Result<(), StartupError> {
             leptos_options,
             pool,
             assets,
+            keyring,
+            jobs_wake,
             settings: Arc::new(Settings {
                 base_url: config.base_url(),
                 behind_proxy: config.behind_proxy,
-                dns: crate::dns_status::DnsSettings {
-                    resolver: config.dns_resolver,
-                    nameserver_port: config.dns_nameserver_port,
-                },
+                dns: crate::dns_status::DnsSettings::new(
+                    config.dns_resolver,
+                    config.dns_nameserver_port,
+                ),
             }),
         },
         sessions,
@@ -162,6 +187,7 @@ async fn serve(config: &Config, pool: PgPool) -> Result<(), StartupError> {
     .await;
     tracing::info!("shutting down");
     cleanup.abort();
+    jobs.abort();
     served.map_err(StartupError::Serve)
 }
 

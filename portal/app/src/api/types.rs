@@ -273,8 +273,62 @@ pub struct PlannedRecordRow {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectedProvider {
     pub name: String,
-    /// How the portal can write records there (e.g. "API token").
+    /// How the provider lets others write records (e.g. "API token", "Domain Connect").
     pub methods: Vec<String>,
+    /// The provider announces Domain Connect for this domain (`_domainconnect` TXT).
+    pub domain_connect: bool,
+}
+
+/// The DNS connection a relay uses, as people may see it (never a secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    pub label: String,
+    pub zone: String,
+}
+
+/// One change the portal would make, in words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRow {
+    pub name: String,
+    pub rtype: String,
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+    pub description: String,
+}
+
+/// A record of someone else's in the way of the relay's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictRow {
+    pub id: String,
+    pub name: String,
+    pub rtype: String,
+    pub existing: Vec<String>,
+    pub wanted: Vec<String>,
+    pub problem: String,
+    pub description: String,
+}
+
+/// What applying the plan would do to the zone right now (a dry run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffView {
+    pub creates: Vec<ChangeRow>,
+    pub updates: Vec<ChangeRow>,
+    pub deletes: Vec<ChangeRow>,
+    pub conflicts: Vec<ConflictRow>,
+    pub unchanged: usize,
+}
+
+/// The latest DNS job of a relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    /// `pending`, `running`, `done` or `failed`.
+    pub state: String,
+    /// `apply` or `remove`.
+    pub action: String,
+    pub attempts: u32,
+    pub summary: Option<String>,
+    pub error: Option<String>,
+    pub retry_in_secs: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,6 +346,9 @@ pub enum StepData {
         nameservers: Vec<String>,
         provider: Option<DetectedProvider>,
         lookup_problem: Option<String>,
+        connection: Option<ConnectionInfo>,
+        /// `connected`, `manual` or `portal`, once chosen.
+        mode: Option<String>,
     },
     Settings(SettingsForm),
     Hardware {
@@ -304,6 +361,14 @@ pub enum StepData {
     Records {
         mail_domain: String,
         records: Vec<PlannedRecordRow>,
+        /// `connected`, `manual` or `portal`.
+        mode: Option<String>,
+        connection: Option<ConnectionInfo>,
+        /// The dry run against the live zone, when connected.
+        preview: Option<DiffView>,
+        /// Why the dry run could not be made.
+        preview_problem: Option<String>,
+        job: Option<JobView>,
     },
     Download,
     Status {
@@ -341,6 +406,8 @@ pub struct OperatorZone {
     pub zone: String,
     pub enabled: bool,
     pub relays: u32,
+    /// How the portal writes this zone's records, if connected.
+    pub connection: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! One module per page (or per family of pages).
 
 mod accounts;
+pub mod dns_steps;
 mod groups;
 mod invite;
 mod landing;

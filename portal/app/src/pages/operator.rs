@@ -60,13 +60,25 @@ fn OperatorView(page: OperatorPage, viewer: Viewer, flash: Flash) -> impl IntoVi
             <h2 id="zones-heading">"Free names"</h2>
             <p>"Groups can take a free name under these zones, e.g. family.chat.example.org."</p>
             <table class="table">
-                <thead><tr><th scope="col">"Zone"</th><th scope="col">"Relays"</th><th scope="col">"Offered"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                <thead><tr><th scope="col">"Zone"</th><th scope="col">"Relays"</th><th scope="col">"Offered"</th><th scope="col">"DNS"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                 <tbody>
                     {page.zones.iter().map(|zone| view! {
                         <tr>
                             <td>{zone.zone.clone()}</td>
                             <td>{zone.relays}</td>
                             <td>{if zone.enabled { "yes" } else { "no" }}</td>
+                            <td>
+                                {zone.connection.clone().unwrap_or_else(|| "not connected: the portal cannot write its records".into())}
+                                <details>
+                                    <summary>{if zone.connection.is_some() { "Connect again" } else { "Connect" }}</summary>
+                                    <crate::pages::dns_steps::ProviderForms
+                                        action=format!("/operator/zones/{}/connect", zone.id)
+                                        csrf=csrf.clone()
+                                        flash=flash.clone()
+                                        by_hand=false
+                                    />
+                                </details>
+                            </td>
                             <td>
                                 <form method="post" action=format!("/operator/zones/{}/toggle", zone.id)>
                                     <CsrfField token=csrf.clone() />

@@ -7,9 +7,7 @@ use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
     api::{load_setup_page, Flash, Hardware, SetupPage, SetupStep, StepData, Viewer},
-    components::{
-        CopyButton, CsrfField, Field, FlashMessage, LoadError, SetupProgress, WithContext,
-    },
+    components::{CsrfField, Field, FlashMessage, LoadError, SetupProgress, WithContext},
 };
 
 #[component]
@@ -143,30 +141,11 @@ fn step_form(
             }
             .into_any()
         }
-        StepData::Dns { mail_domain, managed_by_portal, nameservers, provider, lookup_problem } => view! {
-            {if managed_by_portal {
-                view! { <p>{format!("{mail_domain} is a free name from this portal, so the portal writes its DNS records itself. Nothing to connect.")}</p> }.into_any()
-            } else {
-                view! {
-                    <p>{format!("The DNS records of {mail_domain} must say where your relay is. They live at your DNS provider.")}</p>
-                    {lookup_problem.map(|problem| view! { <div class="flash flash-error" role="alert"><p>{problem}</p></div> })}
-                    {(!nameservers.is_empty()).then(|| view! {
-                        <p>"Its name servers are:"</p>
-                        <ul id="nameservers">{nameservers.iter().map(|ns| view! { <li><code>{ns.clone()}</code></li> }).collect_view()}</ul>
-                    })}
-                    {match provider {
-                        Some(provider) => view! {
-                            <p id="dns-provider">"Your DNS provider is " <strong>{provider.name.clone()}</strong> "."</p>
-                        }.into_any(),
-                        None => view! { <p id="dns-provider">"The portal does not recognise this DNS provider."</p> }.into_any(),
-                    }}
-                    <p>"Connecting a provider so the portal writes the records itself comes next on this portal; until then, the next steps give you every record to enter at your provider yourself, with a zone file to import."</p>
-                }.into_any()
-            }}
-            <form method="post" action=action>
-                <CsrfField token=csrf />
-                {continue_button("Continue")}
-            </form>
+        StepData::Dns { mail_domain, managed_by_portal, nameservers, provider, lookup_problem, connection, mode } => view! {
+            <crate::pages::dns_steps::ConnectStep
+                mail_domain managed_by_portal nameservers provider lookup_problem connection mode
+                action csrf group_id flash
+            />
         }
         .into_any(),
         StepData::Settings(settings) => view! {
@@ -232,42 +211,13 @@ fn step_form(
             }
             .into_any()
         }
-        StepData::Records { mail_domain, records } => {
-            let zone_text: String = records
-                .iter()
-                .filter(|r| r.pending.is_none())
-                .map(|r| format!("{}. {} IN {} {}\n", r.name, r.ttl, r.rtype, r.value))
-                .collect();
-            view! {
-                <p>{format!("These are the DNS records {mail_domain} needs. Records marked \u{201c}later\u{201d} wait for facts your device creates when it first starts.")}</p>
-                <table class="table records" id="record-plan">
-                    <thead><tr><th scope="col">"Name"</th><th scope="col">"Type"</th><th scope="col">"Value"</th><th scope="col">"Why"</th></tr></thead>
-                    <tbody>
-                        {records.into_iter().map(|record| view! {
-                            <tr>
-                                <td><code>{record.name.clone()}</code></td>
-                                <td>{record.rtype.clone()}{(!record.required).then_some(" (recommended)")}</td>
-                                <td>{match record.pending.clone() {
-                                    Some(why) => view! { <em>{format!("later: {why}")}</em> }.into_any(),
-                                    None => view! { <code class="record-value">{record.value.clone()}</code> <CopyButton text=record.value.clone() /> }.into_any(),
-                                }}</td>
-                                <td>{record.reason.clone()}</td>
-                            </tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
-                <details>
-                    <summary>"All records as zone-file lines"</summary>
-                    <pre id="zone-lines">{zone_text.clone()}</pre>
-                    <CopyButton text=zone_text label="Copy all" />
-                </details>
-                <form method="post" action=action>
-                    <CsrfField token=csrf />
-                    {continue_button("I have entered these records")}
-                </form>
-            }
-            .into_any()
+        StepData::Records { mail_domain, records, mode, connection, preview, preview_problem, job } => view! {
+            <crate::pages::dns_steps::RecordsStep
+                mail_domain records mode connection preview preview_problem job
+                action csrf group_id
+            />
         }
+        .into_any(),
         StepData::Download => view! {
             <p>"Your relay's disk image will be offered here: a Raspberry Pi or virtual-machine image made for your relay, to flash and boot."</p>
             <div class="flash flash-info" role="status"><p>"This portal cannot build images yet. The rest of the setup is saved; come back when images are available."</p></div>

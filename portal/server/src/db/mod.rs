@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod dns;
 pub mod groups;
 pub mod invites;
 pub mod operator;

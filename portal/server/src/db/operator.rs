@@ -37,11 +37,13 @@ pub struct Zone {
     pub zone: String,
     pub enabled: bool,
     pub relays: i64,
+    pub connection: Option<String>,
 }
 
 pub async fn zones(pool: &PgPool) -> Result<Vec<Zone>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT z.id, z.zone, z.enabled, (SELECT count(*) FROM relays r WHERE r.free_zone_id = z.id) AS relays \
+        "SELECT z.id, z.zone, z.enabled, (SELECT count(*) FROM relays r WHERE r.free_zone_id = z.id) AS relays, \
+                (SELECT c.label FROM dns_connections c WHERE c.free_zone_id = z.id) AS connection \
          FROM free_zones z ORDER BY z.zone",
     )
     .fetch_all(pool)
@@ -94,4 +96,11 @@ pub async fn all_groups(pool: &PgPool) -> Result<Vec<GroupOverview>, sqlx::Error
     )
     .fetch_all(pool)
     .await
+}
+
+pub async fn zone_name(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT zone FROM free_zones WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
 }

@@ -15,6 +15,7 @@ pub struct RelayRow {
     pub ipv6: Option<String>,
     pub completed_step: i16,
     pub ignored_warnings: Vec<String>,
+    pub dns_mode: Option<String>,
 }
 
 /// The relay of a group the account belongs to.
@@ -25,13 +26,25 @@ pub async fn of_group(
 ) -> Result<Option<RelayRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.group_id, r.mail_domain, r.free_zone_id, z.zone AS free_zone, r.config_toml, r.hardware, \
-                host(r.ipv4) AS ipv4, host(r.ipv6) AS ipv6, r.completed_step, r.ignored_warnings \
+                host(r.ipv4) AS ipv4, host(r.ipv6) AS ipv6, r.completed_step, r.ignored_warnings, r.dns_mode \
          FROM relays r LEFT JOIN free_zones z ON z.id = r.free_zone_id \
          WHERE r.group_id = $1 \
            AND EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = $1 AND m.account_id = $2)",
     )
     .bind(group)
     .bind(account)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The relay of a group, for background work that acts on nobody's behalf (jobs).
+pub async fn by_group(pool: &PgPool, group: Uuid) -> Result<Option<RelayRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.group_id, r.mail_domain, r.free_zone_id, z.zone AS free_zone, r.config_toml, r.hardware, \
+                host(r.ipv4) AS ipv4, host(r.ipv6) AS ipv6, r.completed_step, r.ignored_warnings, r.dns_mode \
+         FROM relays r LEFT JOIN free_zones z ON z.id = r.free_zone_id WHERE r.group_id = $1",
+    )
+    .bind(group)
     .fetch_optional(pool)
     .await
 }
@@ -60,6 +73,8 @@ pub async fn set_domain(
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "UPDATE relays SET mail_domain = $2, free_zone_id = $3, completed_step = GREATEST(completed_step, 1), \
+                dns_mode = CASE WHEN $3::uuid IS NOT NULL THEN 'portal' \
+                                WHEN dns_mode = 'portal' THEN NULL ELSE dns_mode END, \
                 updated_at = now() WHERE group_id = $1",
     )
     .bind(group)

@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 mod accounts;
+pub mod dns;
 mod groups;
 mod operator;
 mod setup;
@@ -56,12 +57,20 @@ pub fn routes() -> Router<AppState> {
         .route("/groups/{id}/delete", post(groups::delete))
         .route("/invite/{token}", post(groups::accept_invite))
         .route("/groups/{id}/setup/{step}", post(setup::save))
+        .route("/groups/{id}/dns/connect", post(dns::connect))
+        .route("/groups/{id}/dns/apply", post(dns::apply))
+        .route("/groups/{id}/dns/remove", post(dns::remove))
+        .route("/groups/{id}/zone-file", axum::routing::get(dns::zone_file))
         .route("/groups/{id}/dns-check", post(status::recheck))
         .route("/groups/{id}/dns-check/ignore", post(status::ignore))
         .route("/groups/{id}/dns-check/unignore", post(status::unignore))
         .route("/operator/settings", post(operator::save_settings))
         .route("/operator/zones", post(operator::add_zone))
         .route("/operator/zones/{zone}/toggle", post(operator::toggle_zone))
+        .route(
+            "/operator/zones/{zone}/connect",
+            post(operator::connect_zone),
+        )
         .route(
             "/operator/groups/{id}/disable",
             post(operator::disable_group),
@@ -82,6 +91,11 @@ impl FormFields {
     /// The field with surrounding white space removed.
     pub fn trimmed(&self, name: &str) -> &str {
         self.get(name).trim()
+    }
+
+    /// The names of all fields sent.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
     }
 
     pub fn checked(&self, name: &str) -> bool {

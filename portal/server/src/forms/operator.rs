@@ -271,3 +271,75 @@ async fn set_disabled(
         Err(err) => internal(err),
     }
 }
+
+/// Connects the DNS of a free-subdomain zone (PowerDNS API or RFC 2136), so the portal can
+/// write the records of the relays under it.
+pub async fn connect_zone(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Path(zone): Path<String>,
+    account: Option<Extension<CurrentAccount>>,
+    fields: FormFields,
+) -> Response {
+    let account = match operator(account, &fields) {
+        Ok(account) => account,
+        Err(response) => return response,
+    };
+    let Ok(zone_id) = zone.parse::<Uuid>() else {
+        return FlashBuilder::error("There is no such zone.")
+            .redirect(&session, BACK)
+            .await;
+    };
+    let name = match db::operator::zone_name(&state.pool, zone_id).await {
+        Ok(Some(name)) => name,
+        Ok(None) => {
+            return FlashBuilder::error("There is no such zone.")
+                .redirect(&session, BACK)
+                .await
+        }
+        Err(err) => return internal(err),
+    };
+    let credentials = match super::dns::credentials_from(&fields, &name) {
+        Ok(credentials) => credentials,
+        Err(flash) => return flash.redirect(&session, BACK).await,
+    };
+    let found = match super::dns::verify(&credentials, &name).await {
+        Ok(found) => found,
+        Err(flash) => return flash.redirect(&session, BACK).await,
+    };
+    let label = super::dns::label(&credentials);
+    let kind = match credentials {
+        chatmail_dns_providers::credentials::Credentials::PowerDns { .. } => "powerdns",
+        chatmail_dns_providers::credentials::Credentials::Rfc2136 { .. } => "rfc2136",
+    };
+    let saved = db::dns::save_connection(
+        &state.pool,
+        db::dns::Owner::FreeZone(zone_id),
+        kind,
+        &label,
+        &found,
+        |id| {
+            state
+                .keyring
+                .seal(&credentials, &id.to_string())
+                .expect("sealing cannot fail with a valid keyring")
+        },
+    )
+    .await;
+    if let Err(err) = saved {
+        return internal(err);
+    }
+    db::audit::record(
+        &state.pool,
+        Some(account.id),
+        None,
+        "operator.zone_connected",
+        &format!("{name}: {label}"),
+        Some(ip),
+    )
+    .await;
+    FlashBuilder::success(format!("{name} is connected: {label}."))
+        .redirect(&session, BACK)
+        .await
+}

@@ -84,7 +84,10 @@ pub async fn save(
         SetupStep::Domain => save_domain(&state, access.group, &relay, &fields).await,
         SetupStep::Settings => save_settings(&state, access.group, &relay, &fields).await,
         SetupStep::Hardware => save_hardware(&state, access.group, &relay, &fields).await,
-        // These steps have nothing to enter yet: confirming moves on.
+        SetupStep::Dns if relay.free_zone_id.is_none() && relay.dns_mode.is_none() => Ok(Err(FlashBuilder::error(
+            "Choose how the records reach your DNS: connect your provider, or enter them yourself.",
+        ))),
+        // These steps have nothing to enter: confirming moves on.
         SetupStep::Dns | SetupStep::Records | SetupStep::Download | SetupStep::Status => {
             db::relays::complete_step(&state.pool, access.group, step.number() as i16)
                 .await

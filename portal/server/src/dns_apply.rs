@@ -1,0 +1,227 @@
+//! Writing a relay's records to its DNS provider, as jobs in PostgreSQL.
+//!
+//! A job never replays a stored list of changes: every run reads the zone, computes the
+//! diff against the plan and the portal's ownership records, and applies what is still
+//! missing. That makes a job idempotent (running it twice changes nothing the second
+//! time) and resumable (a run cut short by a crash, a dead DNS server or a killed portal
+//! just runs again). Ownership is claimed before writing and settled after, so a crash in
+//! between never leaves a record the portal wrote looking foreign.
+//!
+//! Every portal process runs one [`run_jobs`] loop; `FOR UPDATE SKIP LOCKED` hands each
+//! job to one of them, and a running job whose heartbeat stops is taken over.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use chatmail_dns_providers::{
+    credentials::{Credentials, Keyring},
+    diff, Diff, DnsProvider, ProviderError,
+};
+use chatmail_shared::{DeviceFacts, DnsPlan, DnsRecord, MailDomain};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+use crate::{
+    db::{self, dns::Connection, relays::RelayRow},
+    relay_config,
+};
+
+/// A running job's heartbeat; another portal takes over after [`STALE_AFTER_SECS`] without.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+pub const STALE_AFTER_SECS: i32 = 30;
+/// How often an idle runner looks for due jobs (a local enqueue wakes it at once).
+const POLL: Duration = Duration::from_secs(2);
+/// After this many failed attempts a job stops retrying and reports the problem.
+const MAX_ATTEMPTS: i32 = 12;
+
+/// Why the relay's records cannot be compared or written right now.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    #[error("the stored credentials cannot be opened ({0}); connect the DNS provider again")]
+    Credentials(String),
+    #[error("this relay has no DNS connection")]
+    NoConnection,
+    #[error("the relay has no name yet")]
+    NoDomain,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl ApplyError {
+    fn retry_delay(&self, attempt: u32) -> Option<Duration> {
+        match self {
+            ApplyError::Provider(err) => err.retry_delay(attempt),
+            ApplyError::Database(_) => Some(chatmail_dns_providers::error::backoff(attempt)),
+            _ => None,
+        }
+    }
+}
+
+/// What the portal would change in the relay's zone, read live from the provider.
+pub struct Preview {
+    pub connection: Connection,
+    pub diff: Diff,
+}
+
+/// Opens the connection's credentials and makes its provider.
+pub fn provider_for(
+    keyring: &Keyring,
+    connection: &Connection,
+) -> Result<Box<dyn DnsProvider>, ApplyError> {
+    let credentials: Credentials = keyring
+        .open(&connection.sealed_credentials, &connection.id.to_string())
+        .map_err(|err| ApplyError::Credentials(err.to_string()))?;
+    Ok(credentials.provider()?)
+}
+
+/// The records the relay needs, within the connection's zone.
+fn desired(relay: &RelayRow, zone: &str) -> Result<Vec<DnsRecord>, ApplyError> {
+    let domain = relay
+        .mail_domain
+        .as_deref()
+        .and_then(|d| MailDomain::parse(d).ok())
+        .ok_or(ApplyError::NoDomain)?;
+    let config = relay_config::load_or_new(relay, domain);
+    let plan = DnsPlan::new(&config, &DeviceFacts::default());
+    Ok(plan
+        .ready_records()
+        .into_iter()
+        .filter(|record| chatmail_dns_providers::provider::in_zone(&record.name, zone))
+        .collect())
+}
+
+/// Compares the plan (or, for `removing`, nothing) with the zone as the provider serves it.
+pub async fn preview(
+    pool: &PgPool,
+    keyring: &Keyring,
+    relay: &RelayRow,
+    removing: bool,
+) -> Result<Preview, ApplyError> {
+    let connection = db::dns::connection_for_group(pool, relay.group_id)
+        .await?
+        .ok_or(ApplyError::NoConnection)?;
+    let provider = provider_for(keyring, &connection)?;
+    let current = provider.read(&connection.zone).await?;
+    let owned = db::dns::owned(pool, relay.group_id).await?;
+    let wanted = if removing {
+        Vec::new()
+    } else {
+        desired(relay, &connection.zone)?
+    };
+    Ok(Preview {
+        diff: diff(&wanted, &current, &owned),
+        connection,
+    })
+}
+
+/// One run of a job: read, compare, claim, write, settle. Returns a summary for people.
+async fn run_once(
+    pool: &PgPool,
+    keyring: &Keyring,
+    job: &db::dns::Job,
+) -> Result<String, ApplyError> {
+    let relay = db::relays::by_group(pool, job.group_id)
+        .await?
+        .ok_or(ApplyError::NoDomain)?;
+    let connection = db::dns::connection_for_group(pool, job.group_id)
+        .await?
+        .ok_or(ApplyError::NoConnection)?;
+    let provider = provider_for(keyring, &connection)?;
+    let current = provider.read(&connection.zone).await?;
+    let owned = db::dns::owned(pool, job.group_id).await?;
+    let wanted = if job.action == "remove" {
+        Vec::new()
+    } else {
+        desired(&relay, &connection.zone)?
+    };
+    let confirmed: BTreeSet<String> = job.confirmed.iter().cloned().collect();
+    let plan = diff(&wanted, &current, &owned);
+    let changes = plan.changes(&confirmed);
+    let after = plan.ownership_after(&confirmed);
+    db::dns::claim(pool, job.group_id, &after).await?;
+    if !changes.is_empty() {
+        provider.apply(&connection.zone, &changes).await?;
+    }
+    db::dns::replace_owned(pool, job.group_id, &after).await?;
+    let open = plan
+        .conflicts
+        .iter()
+        .filter(|conflict| !confirmed.contains(&conflict.id))
+        .count();
+    let mut summary = format!(
+        "{} added, {} changed, {} removed",
+        plan.creates.len(),
+        plan.updates.len(),
+        plan.deletes.len()
+    );
+    if open > 0 {
+        summary.push_str(&format!("; {open} record(s) of others left in place"));
+    }
+    Ok(summary)
+}
+
+/// Runs jobs until the process ends. `wake` is notified when this process queues one.
+pub async fn run_jobs(pool: PgPool, keyring: Arc<Keyring>, wake: Arc<Notify>) {
+    loop {
+        match db::dns::claim_next(&pool, STALE_AFTER_SECS).await {
+            Ok(Some(job)) => run_job(&pool, &keyring, job).await,
+            Ok(None) => {
+                let _ = tokio::time::timeout(POLL, wake.notified()).await;
+            }
+            Err(err) => {
+                tracing::warn!("cannot look for DNS jobs: {err}");
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+async fn run_job(pool: &PgPool, keyring: &Keyring, job: db::dns::Job) {
+    tracing::info!(job = %job.id, group = %job.group_id, action = %job.action, attempt = job.attempts, "DNS job started");
+    let beat = {
+        let pool = pool.clone();
+        let id = job.id;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let _ = db::dns::heartbeat(&pool, id).await;
+            }
+        })
+    };
+    let outcome = run_once(pool, keyring, &job).await;
+    beat.abort();
+    let recorded = match outcome {
+        Ok(summary) => {
+            tracing::info!(job = %job.id, %summary, "DNS job done");
+            db::audit::record(
+                pool,
+                None,
+                Some(job.group_id),
+                "dns.applied",
+                &summary,
+                None,
+            )
+            .await;
+            db::dns::finish(pool, job.id, &summary).await
+        }
+        Err(err) => {
+            let message = err.to_string();
+            match err.retry_delay(job.attempts.max(1) as u32) {
+                Some(delay) if job.attempts < MAX_ATTEMPTS => {
+                    tracing::warn!(job = %job.id, retry_in = ?delay, "DNS job will retry: {message}");
+                    db::dns::retry_later(pool, job.id, &message, delay.as_secs_f64()).await
+                }
+                _ => {
+                    tracing::warn!(job = %job.id, "DNS job failed: {message}");
+                    db::audit::record(pool, None, Some(job.group_id), "dns.failed", &message, None)
+                        .await;
+                    db::dns::fail(pool, job.id, &message).await
+                }
+            }
+        }
+    };
+    if let Err(err) = recorded {
+        tracing::error!(job = %job.id, "cannot record the DNS job's outcome: {err}");
+    }
+}
