@@ -1,37 +1,419 @@
 //! `chatmail-appliance`: the relay device's daemons, in one binary.
 //!
-//! For now it only checks a relay configuration the way the device will read it at boot;
-//! the daemons (auth, milter, IMAP front, web, ACME) arrive with the appliance issues.
+//! `run` loads the relay configuration, makes the device's own secrets on first boot (DKIM
+//! key, ACME account key, a placeholder certificate), then starts every component under
+//! [`supervisor::supervise`]: the auth service Maddy asks, Maddy itself, the web server on
+//! ports 80 and 443, the certificate manager and the metrics listener. Each restarts on
+//! failure without taking the others down; SIGTERM or SIGINT stops them all cleanly (exit
+//! status 0, which gokrazy takes as "do not restart"). `check-config` checks a
+//! configuration file the way `run` reads it.
 
+mod acme;
+mod auth;
+mod dkim;
+mod health;
+mod maddy;
+mod metrics;
+mod paths;
+mod supervisor;
+mod sysload;
+mod tls;
+mod web;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use chatmail_shared::RelayConfig;
+use paths::Paths;
+
+#[derive(Parser)]
+#[command(
+    name = "chatmail-appliance",
+    version,
+    about = "The chatmail relay device's daemons"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Checks a relay configuration file the way the device reads it at boot.
+    CheckConfig {
+        /// The relay.toml to check.
+        path: PathBuf,
+    },
+    /// Runs every daemon of the relay until SIGTERM or SIGINT.
+    Run(Box<RunArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// The relay configuration [default: <perm-dir>/chatmail/relay.toml].
+    #[arg(long, env = "CHATMAIL_CONFIG")]
+    config: Option<PathBuf>,
+    /// The persistent directory (gokrazy's writable partition).
+    #[arg(long, env = "CHATMAIL_PERM_DIR", default_value = "/perm")]
+    perm_dir: PathBuf,
+    /// The volatile directory (a tmpfs).
+    #[arg(long, env = "CHATMAIL_RUN_DIR", default_value = "/run")]
+    run_dir: PathBuf,
+    /// The Maddy executable.
+    #[arg(
+        long,
+        env = "CHATMAIL_MADDY_BIN",
+        default_value = "/usr/local/bin/maddy"
+    )]
+    maddy: PathBuf,
+    /// Address of the public listeners.
+    #[arg(long, env = "CHATMAIL_BIND", default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// HTTP port (ACME challenges, redirects to HTTPS).
+    #[arg(long, default_value_t = 80)]
+    http_port: u16,
+    /// HTTPS port (pages, /new, well-known files).
+    #[arg(long, default_value_t = 443)]
+    https_port: u16,
+    /// Inbound SMTP port (Maddy).
+    #[arg(long, default_value_t = 25)]
+    smtp_port: u16,
+    /// Submission port with implicit TLS (Maddy).
+    #[arg(long, default_value_t = 465)]
+    submissions_port: u16,
+    /// Submission port with STARTTLS (Maddy).
+    #[arg(long, default_value_t = 587)]
+    submission_port: u16,
+    /// IMAP port with implicit TLS (Maddy); 0 turns it off.
+    #[arg(long, default_value_t = 993)]
+    imaps_port: u16,
+    /// A plaintext IMAP listener of Maddy on 127.0.0.1, for a front that terminates TLS.
+    #[arg(long)]
+    imap_loopback_port: Option<u16>,
+    /// Where the OpenMetrics endpoint (/metrics) listens.
+    #[arg(
+        long,
+        env = "CHATMAIL_METRICS_LISTEN",
+        default_value = "127.0.0.1:9750"
+    )]
+    metrics_listen: SocketAddr,
+    /// Where Maddy's own OpenMetrics endpoint listens (off unless given).
+    #[arg(long)]
+    maddy_metrics_listen: Option<SocketAddr>,
+    /// Do not request certificates; serve the placeholder only.
+    #[arg(long)]
+    no_acme: bool,
+    /// Also trust this root certificate (PEM) for the ACME directory. For test CAs only.
+    #[arg(long, env = "CHATMAIL_ACME_EXTRA_ROOT")]
+    acme_extra_root: Option<PathBuf>,
+    /// Refuse new accounts above this 1-minute load average (upstream: 5).
+    #[arg(long, default_value_t = 5.0)]
+    max_load_1m: f64,
+    /// Refuse new accounts below this much available memory, in MiB (upstream: 200).
+    #[arg(long, default_value_t = 200)]
+    min_available_memory_mb: u64,
+    /// Refuse new accounts below this much free disk space, in MiB (upstream: 1024).
+    #[arg(long, default_value_t = 1024)]
+    min_free_disk_mb: u64,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [command, path] if command == "check-config" => check_config(path),
-        _ => {
-            eprintln!("usage: chatmail-appliance check-config <relay.toml>");
-            ExitCode::from(2)
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::CheckConfig { path } => check_config(&path),
+        Command::Run(args) => {
+            init_logging();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(run(*args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }
 
-fn check_config(path: &str) -> ExitCode {
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let path_text = path.display();
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) => {
-            eprintln!("error: cannot read {path}: {err}");
+            eprintln!("error: cannot read {path_text}: {err}");
             return ExitCode::FAILURE;
         }
     };
-    match chatmail_shared::RelayConfig::from_toml(&text) {
+    match RelayConfig::from_toml(&text) {
         Ok(config) => {
-            println!("{path}: valid configuration for {}", config.mail_domain.as_str());
+            println!(
+                "{path_text}: valid configuration for {}",
+                config.mail_domain.as_str()
+            );
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("error: {path}: {err}");
+            eprintln!("error: {path_text}: {err}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Absolute, because Maddy runs in its own working directory.
+    let paths = Paths::new(
+        std::path::absolute(&args.perm_dir)?,
+        std::path::absolute(&args.run_dir)?,
+    );
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| paths.default_config_file());
+    let text = std::fs::read_to_string(&config_path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", config_path.display()))?;
+    let config = Arc::new(
+        RelayConfig::from_toml(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?,
+    );
+    let domain = config.mail_domain.as_str().to_string();
+    tracing::info!(domain, version = env!("CARGO_PKG_VERSION"), "starting");
+    paths.create_dirs()?;
+
+    // First boot: the device's own secrets and a certificate to start with.
+    let dkim_key = {
+        let path = paths.dkim_key();
+        tokio::task::spawn_blocking(move || dkim::ensure_key(&path)).await??
+    };
+    acme::ensure_account_key(&paths)?;
+    tls::ensure_usable(&paths, &domain)?;
+    let resolver = tls::CertResolver::new(tls::load_certified_key(
+        &paths.tls_cert(),
+        &paths.tls_key(),
+    )?);
+
+    let metrics = metrics::Metrics::new();
+    let health = health::Health::default();
+    let store = {
+        let path = paths.accounts_db();
+        tokio::task::spawn_blocking(move || auth::store::AccountStore::open(&path)).await??
+    };
+    let accounts = auth::Accounts::new(
+        &config,
+        store,
+        paths.nocreate_file(),
+        paths.state_dir(),
+        sysload::ResourceLimits {
+            max_load_1m: args.max_load_1m,
+            min_available_memory_mb: args.min_available_memory_mb,
+            min_free_disk_mb: args.min_free_disk_mb,
+        },
+        metrics.clone(),
+    );
+    let challenges = acme::Challenges::default();
+    let cert_changed = Arc::new(Notify::new());
+    let (auth_ready_tx, auth_ready_rx) = watch::channel(false);
+    let auth_ready_tx = Arc::new(auth_ready_tx);
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+
+    // The auth service first: Maddy needs it while starting.
+    {
+        let socket = paths.auth_socket();
+        let accounts = accounts.clone();
+        let ready = auth_ready_tx.clone();
+        tasks.spawn(supervisor::supervise(
+            "auth",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| {
+                let socket = socket.clone();
+                let accounts = accounts.clone();
+                let ready = ready.clone();
+                async move {
+                    let result = auth::server::serve(&socket, accounts, &ready, token).await;
+                    let _ = ready.send(false);
+                    result
+                }
+            },
+        ));
+    }
+
+    // Maddy.
+    {
+        let listeners = maddy::config::Listeners {
+            bind: args.bind,
+            smtp: args.smtp_port,
+            submissions: args.submissions_port,
+            submission: args.submission_port,
+            imaps: (args.imaps_port != 0).then_some(args.imaps_port),
+            imap_loopback: args.imap_loopback_port,
+            openmetrics: args.maddy_metrics_listen,
+        };
+        let config_text = maddy::config::render(&config, &paths, &listeners);
+        let binary = args.maddy.clone();
+        let paths = paths.clone();
+        let metrics_c = metrics.clone();
+        let reload = cert_changed.clone();
+        let health = health.clone();
+        tasks.spawn(supervisor::supervise(
+            "maddy",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| {
+                maddy::process::MaddySupervisor {
+                    binary: binary.clone(),
+                    paths: paths.clone(),
+                    config_text: config_text.clone(),
+                    auth_ready: auth_ready_rx.clone(),
+                    metrics: metrics_c.clone(),
+                    reload: reload.clone(),
+                    health: health.clone(),
+                }
+                .run(token)
+            },
+        ));
+    }
+
+    // The web server.
+    let state = web::WebState {
+        config: config.clone(),
+        paths: paths.clone(),
+        accounts: accounts.clone(),
+        challenges: challenges.clone(),
+        dkim_key: Arc::new(dkim_key),
+        health: health.clone(),
+        https_port: args.https_port,
+        pages: Arc::new(web::pages::RenderedPages::new(&config)),
+    };
+    {
+        let addr = SocketAddr::new(args.bind, args.http_port);
+        let router = web::http_router(state.clone());
+        tasks.spawn(supervisor::supervise(
+            "http",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| web::serve_http(addr, router.clone(), token),
+        ));
+    }
+    {
+        let addr = SocketAddr::new(args.bind, args.https_port);
+        let router = web::https_router(state.clone());
+        let tls_config = tls::server_config(resolver.clone());
+        tasks.spawn(supervisor::supervise(
+            "https",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| web::serve_https(addr, router.clone(), tls_config.clone(), token),
+        ));
+    }
+
+    // Certificates.
+    if args.no_acme {
+        tracing::info!("ACME is off; serving the placeholder certificate");
+        if let Ok(info) = tls::cert_info(&std::fs::read(paths.tls_cert())?) {
+            metrics.certificate_expiry.set(info.not_after);
+            metrics
+                .certificate_placeholder
+                .set(i64::from(info.placeholder));
+        }
+    } else {
+        let paths = paths.clone();
+        let directory = config.acme.directory_url.to_string();
+        let contact = config.acme.contact_email.as_ref().map(|m| m.to_string());
+        let names = tls::relay_names(&domain);
+        let extra_root = args.acme_extra_root.clone();
+        let metrics_c = metrics.clone();
+        tasks.spawn(supervisor::supervise(
+            "acme",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| {
+                acme::CertificateManager {
+                    paths: paths.clone(),
+                    directory: directory.clone(),
+                    contact: contact.clone(),
+                    names: names.clone(),
+                    extra_root: extra_root.clone(),
+                    challenges: challenges.clone(),
+                    resolver: resolver.clone(),
+                    changed: cert_changed.clone(),
+                    metrics: metrics_c.clone(),
+                }
+                .run(token)
+            },
+        ));
+    }
+
+    // Metrics.
+    {
+        let addr = args.metrics_listen;
+        let metrics_c = metrics.clone();
+        tasks.spawn(supervisor::supervise(
+            "metrics",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| metrics::serve(addr, metrics_c.clone(), token),
+        ));
+    }
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    let all_stopped = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(30), all_stopped)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some components did not stop in time");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }

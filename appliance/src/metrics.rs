@@ -1,0 +1,220 @@
+//! The appliance's own metrics, in OpenMetrics text, on a separate listener.
+//!
+//! Maddy's metrics say nothing about accounts (research/maddy-gochatmail.md B.7), and
+//! upstream counted creations and refusals from its logs (research/chatmail.md §1.10).
+//! Here the daemons count directly. The listener is loopback-only by default: the numbers
+//! are for the operator, not the public.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::rules::Refusal;
+
+/// Labels of the login counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok` or `failed`.
+    pub result: &'static str,
+}
+
+/// Labels of the refusal counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// [`Refusal::label`].
+    pub reason: &'static str,
+}
+
+/// Every metric, shared by the components. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Accounts in the store.
+    pub accounts: Gauge,
+    /// Logins by result.
+    pub logins: Family<ResultLabel, Counter>,
+    /// Accounts created (first login or `/new`).
+    pub creations: Counter,
+    /// Refused logins and account creations, by reason.
+    pub refusals: Family<ReasonLabel, Counter>,
+    /// Unix time at which the served certificate expires.
+    pub certificate_expiry: Gauge<i64, AtomicI64>,
+    /// 1 while the served certificate is the self-signed placeholder.
+    pub certificate_placeholder: Gauge,
+    /// Times Maddy had to be restarted after it stopped on its own.
+    pub maddy_restarts: Counter,
+    /// Component restarts by the supervisor.
+    pub component_restarts: Family<ComponentLabel, Counter>,
+}
+
+/// Labels of the component restart counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabel {
+    /// Component name.
+    pub component: &'static str,
+}
+
+impl Metrics {
+    /// Registers every metric under the `chatmail_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("chatmail");
+        let accounts = Gauge::default();
+        let logins = Family::<ResultLabel, Counter>::default();
+        let creations = Counter::default();
+        let refusals = Family::<ReasonLabel, Counter>::default();
+        let certificate_expiry = Gauge::<i64, AtomicI64>::default();
+        let certificate_placeholder = Gauge::default();
+        let maddy_restarts = Counter::default();
+        let component_restarts = Family::<ComponentLabel, Counter>::default();
+        registry.register("accounts", "Accounts in the store", accounts.clone());
+        registry.register("logins", "Logins by result", logins.clone());
+        registry.register("account_creations", "Accounts created", creations.clone());
+        registry.register(
+            "refusals",
+            "Refused logins and account creations by reason",
+            refusals.clone(),
+        );
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "Unix time at which the served TLS certificate expires",
+            certificate_expiry.clone(),
+        );
+        registry.register(
+            "certificate_placeholder",
+            "1 while the self-signed placeholder certificate is served",
+            certificate_placeholder.clone(),
+        );
+        registry.register(
+            "maddy_restarts",
+            "Restarts of Maddy after it stopped on its own",
+            maddy_restarts.clone(),
+        );
+        registry.register(
+            "component_restarts",
+            "Restarts of appliance components after a failure",
+            component_restarts.clone(),
+        );
+        // Show every refusal reason and both login results from the start, at zero.
+        for r in Refusal::ALL {
+            let _ = refusals.get_or_create(&ReasonLabel { reason: r.label() });
+        }
+        for result in ["ok", "failed"] {
+            let _ = logins.get_or_create(&ResultLabel { result });
+        }
+        Metrics {
+            registry: Arc::new(registry),
+            accounts,
+            logins,
+            creations,
+            refusals,
+            certificate_expiry,
+            certificate_placeholder,
+            maddy_restarts,
+            component_restarts,
+        }
+    }
+
+    /// Counts a refusal.
+    pub fn refused(&self, reason: Refusal) {
+        self.refusals
+            .get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            })
+            .inc();
+    }
+
+    /// Counts a login.
+    pub fn login(&self, ok: bool) {
+        self.logins
+            .get_or_create(&ResultLabel {
+                result: if ok { "ok" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Content type of the OpenMetrics text format.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Serves `GET /metrics` on `addr` until `shutdown`.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+                    metrics.encode(),
+                )
+                    .into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics listener on {addr}: {e}"))?;
+    tracing::info!(%addr, "metrics listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_openmetrics() {
+        let m = Metrics::new();
+        m.creations.inc();
+        m.refused(Refusal::PasswordTooShort);
+        m.login(true);
+        m.accounts.set(3);
+        let text = m.encode();
+        assert!(
+            text.contains("chatmail_account_creations_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("chatmail_refusals_total{reason=\"password_too_short\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("chatmail_refusals_total{reason=\"low_disk\"} 0"));
+        assert!(text.contains("chatmail_logins_total{result=\"ok\"} 1"));
+        assert!(text.contains("chatmail_accounts 3"));
+        assert!(text.contains("chatmail_maddy_restarts_total 0"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The relay's web server: port 80 (ACME challenges, redirects) and port 443 (pages, `/new`,
+//! well-known files).
+//!
+//! One axum router per port. The HTTPS listener terminates TLS with the certificate the
+//! [`crate::tls::CertResolver`] holds, so a renewed certificate is served from the next
+//! connection on. Later, the port-443 ALPN multiplexer (Appliance II) hands web
+//! connections to the same router.
+
+pub mod new_account;
+pub mod pages;
+pub mod redirects;
+pub mod well_known;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get};
+use axum::Router;
+use chatmail_shared::pages::Page;
+use chatmail_shared::{DkimPublicKey, RelayConfig};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::Service as _;
+
+use crate::acme::Challenges;
+use crate::auth::Accounts;
+use crate::health::Health;
+use crate::paths::Paths;
+
+/// Everything the handlers read. Cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    /// The relay configuration.
+    pub config: Arc<RelayConfig>,
+    /// File layout.
+    pub paths: Paths,
+    /// The account service (for `/new` and the status document).
+    pub accounts: Accounts,
+    /// Pending ACME challenges.
+    pub challenges: Challenges,
+    /// The DKIM public key.
+    pub dkim_key: Arc<DkimPublicKey>,
+    /// Component health.
+    pub health: Health,
+    /// The port HTTPS is reachable on (for redirects).
+    pub https_port: u16,
+    /// The pages, rendered.
+    pub pages: Arc<pages::RenderedPages>,
+}
+
+/// Requests larger than this are refused; nothing here reads a body.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// How long a client may take for the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTPS router.
+pub fn https_router(state: WebState) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|s: axum::extract::State<WebState>| async move { s.pages.response(Page::Home) }),
+        )
+        .route(
+            "/index.html",
+            get(|s: axum::extract::State<WebState>| async move { s.pages.response(Page::Home) }),
+        )
+        .route(
+            "/info.html",
+            get(|s: axum::extract::State<WebState>| async move { s.pages.response(Page::Info) }),
+        )
+        .route(
+            "/privacy.html",
+            get(|s: axum::extract::State<WebState>| async move { s.pages.response(Page::Privacy) }),
+        )
+        .route("/robots.txt", get(|| async { pages::robots() }))
+        .route("/new", get(new_account::redirect).post(new_account::create))
+        .route(
+            "/cgi-bin/newemail.py",
+            get(new_account::redirect).post(new_account::create),
+        )
+        .route(
+            chatmail_shared::mta_sts::POLICY_PATH,
+            get(well_known::mta_sts_policy),
+        )
+        .route(
+            chatmail_shared::autoconfig::AUTOCONFIG_PATH,
+            get(well_known::autoconfig_xml),
+        )
+        .route("/mail/config-v1.1.xml", get(well_known::autoconfig_xml))
+        .route(well_known::STATUS_PATH, get(well_known::status))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            redirects::https_hosts,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// The port-80 router: ACME challenges, everything else to HTTPS.
+pub fn http_router(state: WebState) -> Router {
+    Router::new()
+        .route(
+            "/.well-known/acme-challenge/{token}",
+            get(well_known::acme_challenge),
+        )
+        .fallback(any(redirects::to_https))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serves `router` over plain HTTP on `addr` until `shutdown`.
+pub async fn serve_http(
+    addr: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("HTTP listener on {addr}: {e}"))?;
+    tracing::info!(%addr, "HTTP listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// Serves `router` over HTTPS on `addr` until `shutdown`.
+pub async fn serve_https(
+    addr: SocketAddr,
+    router: Router,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("HTTPS listener on {addr}: {e}"))?;
+    tracing::info!(%addr, "HTTPS listening");
+    let acceptor = TlsAcceptor::from(tls);
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("HTTPS accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            }
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper::service::service_fn(move |request| router.clone().call(request));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                result = connection => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, "HTTPS connection: {e}");
+                    }
+                }
+            }
+        });
+    }
+    connections.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
+    Ok(())
+}
