@@ -11,9 +11,13 @@ cd "$ROOT"
 log() { printf '==> %s\n' "$*" >&2; }
 started=$(date +%s)
 
-# Test-only tools: Chromium and its WebDriver (Debian's, never a downloaded browser),
-# and two independent zone checkers for the exported zone files.
-"$ROOT/portal/scripts/install-deps.sh" chromium chromium-driver bind9-utils knot-dnssecutils
+# Test-only tools: Chromium and its WebDriver (Debian's, never a downloaded browser), two
+# independent zone checkers for the exported zone files, and the DNS servers the portal
+# writes to in the tests (PowerDNS with its sqlite backend, Knot).
+"$ROOT/portal/scripts/install-deps.sh" chromium chromium-driver bind9-utils knot-dnssecutils \
+    pdns-server pdns-backend-sqlite3 knot
+# The relay's real parts: Pebble (ACME), Delta Chat clients (PyPI), Maddy (Go module proxy).
+"$ROOT/appliance/scripts/install-test-deps.sh" >/dev/null
 for component in rustfmt clippy; do
     if ! rustup component list --installed | grep -q "^$component"; then
         rustup component add "$component"
@@ -32,8 +36,12 @@ cargo fmt --all --check
 log "lints"
 cargo clippy --quiet --all-targets -- -D warnings
 
+log "building the appliance"
+cargo build --quiet -p chatmail-appliance
+
 log "tests"
 export CHATMAIL_PORTAL_BIN="$CARGO_TARGET_DIR/debug/chatmail-portal"
+export CHATMAIL_APPLIANCE_BIN="$CARGO_TARGET_DIR/debug/chatmail-appliance"
 cargo test --quiet --no-fail-fast
 
 log "all tests passed in $(( $(date +%s) - started )) s"

@@ -78,7 +78,7 @@ pub struct Item {
 }
 
 /// Why a foreign record is in the way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConflictKind {
     /// Another mail server (MX) is set for the name.
@@ -340,6 +340,26 @@ struct Builder {
     diff: Diff,
 }
 
+fn item(
+    name: &str,
+    rtype: &str,
+    ttl: u32,
+    before: Vec<String>,
+    after: Vec<String>,
+    ours: bool,
+    description: String,
+) -> Item {
+    Item {
+        name: name.to_string(),
+        rtype: rtype.to_string(),
+        ttl,
+        before,
+        after,
+        ours,
+        description,
+    }
+}
+
 fn is_shared(rtype: &str) -> bool {
     rtype == "TXT" || rtype == "CAA"
 }
@@ -401,7 +421,13 @@ impl Builder {
         }
         let owned = owned
             .iter()
-            .map(|v| (normalize_name(&v.name), v.rtype.to_ascii_uppercase(), v.key()))
+            .map(|v| {
+                (
+                    normalize_name(&v.name),
+                    v.rtype.to_ascii_uppercase(),
+                    v.key(),
+                )
+            })
             .collect();
         Builder {
             desired: d,
@@ -442,7 +468,6 @@ impl Builder {
         ));
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn conflict(
         &mut self,
         kind: ConflictKind,
@@ -483,27 +508,6 @@ impl Builder {
             description,
         });
         id
-    }
-
-    fn item(
-        &self,
-        name: &str,
-        rtype: &str,
-        ttl: u32,
-        before: Vec<String>,
-        after: Vec<String>,
-        ours: bool,
-        description: String,
-    ) -> Item {
-        Item {
-            name: name.to_string(),
-            rtype: rtype.to_string(),
-            ttl,
-            before,
-            after,
-            ours,
-            description,
-        }
     }
 
     /// A name where the relay wants an alias.
@@ -552,7 +556,7 @@ impl Builder {
                         rtype: t.clone(),
                     },
                 );
-                let item = self.item(
+                let item = item(
                     name,
                     t,
                     0,
@@ -584,7 +588,7 @@ impl Builder {
                 let ours = self.is_owned(name, "CNAME", &target_key);
                 if ours && cnames[0].ttl != ttl {
                     self.op(&[], put);
-                    let item = self.item(
+                    let item = item(
                         name,
                         "CNAME",
                         ttl,
@@ -595,7 +599,7 @@ impl Builder {
                     );
                     self.diff.updates.push(item);
                 } else {
-                    let item = self.item(
+                    let item = item(
                         name,
                         "CNAME",
                         cnames[0].ttl,
@@ -614,18 +618,18 @@ impl Builder {
                 let before: Vec<String> = cnames.iter().map(|c| display_value(&c.data)).collect();
                 let after = vec![display_value(&target)];
                 let item = if before.is_empty() {
-                    self.item(
+                    item(
                         name,
                         "CNAME",
                         ttl,
                         before,
                         after,
                         true,
-                        describe_create(name, &[target.clone()]),
+                        describe_create(name, std::slice::from_ref(&target)),
                     )
                 } else {
                     let d = describe_update(name, "CNAME", &before, &after);
-                    self.item(name, "CNAME", ttl, before, after, true, d)
+                    item(name, "CNAME", ttl, before, after, true, d)
                 };
                 if item.before.is_empty() {
                     self.diff.creates.push(item);
@@ -665,7 +669,11 @@ impl Builder {
             vec![format!("CNAME {}", display_value(&target))],
         );
         let needs = vec![id.clone()];
-        for (t, _, _) in in_way_other.iter().map(|x| (*x).clone()).collect::<Vec<_>>() {
+        for (t, _, _) in in_way_other
+            .iter()
+            .map(|x| (*x).clone())
+            .collect::<Vec<_>>()
+        {
             self.op(
                 &needs,
                 Change::Remove {
@@ -676,8 +684,19 @@ impl Builder {
         }
         self.op(&needs, put);
         self.own(Cond::when(needs.clone()), name, &target);
-        for data in owned_in_mixed {
+        let stale_own: Vec<RecordData> = cnames
+            .iter()
+            .filter(|c| c.key != target_key && self.is_owned(name, "CNAME", &c.key))
+            .map(|c| c.data.clone())
+            .collect();
+        for data in owned_in_mixed.into_iter().chain(stale_own) {
             self.own(Cond::unless(needs.clone()), name, &data);
+        }
+        if cnames
+            .iter()
+            .any(|c| c.key == target_key && self.is_owned(name, "CNAME", &c.key))
+        {
+            self.own(Cond::when(vec![]), name, &target);
         }
     }
 
@@ -713,7 +732,7 @@ impl Builder {
                         rtype: "CNAME".into(),
                     },
                 );
-                let item = self.item(
+                let item = item(
                     name,
                     "CNAME",
                     cnames[0].ttl,
@@ -806,7 +825,7 @@ impl Builder {
                     remove: owned.iter().map(|c| c.data.clone()).collect(),
                 }
             };
-            let item = self.item(
+            let item = item(
                 name,
                 rtype,
                 owned[0].ttl,
@@ -864,7 +883,7 @@ impl Builder {
             let cur_ttl = cur[0].ttl;
             if all_ours && cur_ttl != ttl {
                 self.op(&needs, put);
-                let item = self.item(
+                let item = item(
                     name,
                     rtype,
                     ttl,
@@ -875,7 +894,7 @@ impl Builder {
                 );
                 self.push_change(alias, item, false);
             } else {
-                let item = self.item(
+                let item = item(
                     name,
                     rtype,
                     cur_ttl,
@@ -899,7 +918,7 @@ impl Builder {
         } else {
             describe_update(name, rtype, &before, &after)
         };
-        let item = self.item(name, rtype, ttl, before, after, true, description);
+        let item = item(name, rtype, ttl, before, after, true, description);
         self.push_change(alias, item, create);
     }
 
@@ -961,7 +980,7 @@ impl Builder {
             if let Some(present) = cur.iter().find(|c| c.key == k) {
                 let ours = self.is_owned(name, rtype, &k);
                 let shown = vec![display_value(d)];
-                let item = self.item(
+                let item = item(
                     name,
                     rtype,
                     present.ttl,
@@ -1039,7 +1058,7 @@ impl Builder {
             self.own(Cond::when(base_needs.clone()), name, d);
             let after = vec![display_value(d)];
             if replaced.is_empty() {
-                let item = self.item(
+                let item = item(
                     name,
                     rtype,
                     ttl,
@@ -1056,7 +1075,7 @@ impl Builder {
                     self.own(Cond::unless(base_needs.clone()), name, &c.data);
                 }
                 let d = describe_update(name, rtype, &before, &after);
-                let item = self.item(name, rtype, ttl, before, after, true, d);
+                let item = item(name, rtype, ttl, before, after, true, d);
                 self.push_change(alias, item, false);
             }
         }
@@ -1084,7 +1103,7 @@ impl Builder {
             );
             for c in &stale {
                 let shown = vec![display_value(&c.data)];
-                let item = self.item(
+                let item = item(
                     name,
                     rtype,
                     c.ttl,
@@ -1179,7 +1198,11 @@ fn article(rtype: &str) -> &'static str {
 }
 
 fn list(values: &[String]) -> String {
-    values.iter().map(|v| short(v)).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| short(v))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn describe_create(name: &str, values: &[RecordData]) -> String {

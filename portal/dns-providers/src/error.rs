@@ -40,8 +40,8 @@ pub enum ProviderError {
     },
     /// The provider could not be reached or did not answer (network, timeout, server down).
     #[error(
-        "The DNS provider could not be reached ({0}). Nothing was changed; the portal will try \
-         again in a little while."
+        "The DNS provider could not be reached ({0}). The portal will try again in a little \
+         while and finish what is left."
     )]
     Unreachable(String),
     /// The provider refused the data itself.
@@ -114,7 +114,9 @@ mod tests {
         for e in [
             ProviderError::WrongCredentials,
             ProviderError::PermissionDenied,
-            ProviderError::ZoneNotFound { domain: "a.b".into() },
+            ProviderError::ZoneNotFound {
+                domain: "a.b".into(),
+            },
             ProviderError::Rejected("x".into()),
             ProviderError::Other("x".into()),
         ] {

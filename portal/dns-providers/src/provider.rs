@@ -46,7 +46,8 @@ pub enum Change {
         name: String,
         /// Type mnemonic; every value has this type.
         rtype: String,
-        /// TTL of the RRset when it is written.
+        /// TTL of the RRset if it is new (or only added values remain); an RRset that
+        /// keeps other values keeps its TTL, so foreign values are not rewritten.
         ttl: u32,
         /// Values to add if absent.
         add: Vec<RecordData>,

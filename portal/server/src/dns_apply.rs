@@ -91,6 +91,19 @@ fn desired(relay: &RelayRow, zone: &str) -> Result<Vec<DnsRecord>, ApplyError> {
         .collect())
 }
 
+/// The names whose records matter: what the relay needs and what the portal wrote before.
+/// (Reading only these also works where the key may update but not transfer the zone.)
+fn names(wanted: &[DnsRecord], owned: &[chatmail_dns_providers::OwnedValue]) -> Vec<String> {
+    let mut names: Vec<String> = wanted
+        .iter()
+        .map(|record| record.name.clone())
+        .chain(owned.iter().map(|value| value.name.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Compares the plan (or, for `removing`, nothing) with the zone as the provider serves it.
 pub async fn preview(
     pool: &PgPool,
@@ -128,13 +141,15 @@ async fn run_once(
         .await?
         .ok_or(ApplyError::NoConnection)?;
     let provider = provider_for(keyring, &connection)?;
-    let current = provider.read(&connection.zone).await?;
     let owned = db::dns::owned(pool, job.group_id).await?;
     let wanted = if job.action == "remove" {
         Vec::new()
     } else {
         desired(&relay, &connection.zone)?
     };
+    let current = provider
+        .read_names(&connection.zone, &names(&wanted, &owned))
+        .await?;
     let confirmed: BTreeSet<String> = job.confirmed.iter().cloned().collect();
     let plan = diff(&wanted, &current, &owned);
     let changes = plan.changes(&confirmed);

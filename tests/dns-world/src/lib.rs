@@ -10,6 +10,14 @@
 //! records) is served as a careless provider would serve it. Some servers misbehave on
 //! purpose: delay every answer, refuse unless DNSSEC checking is disabled, never answer,
 //! or answer only with the truncation bit.
+//!
+//! Besides these in-process servers, [`pdns`] and [`knot`] start real PowerDNS and Knot
+//! servers (Debian packages `pdns-server`, `pdns-backend-sqlite3`, `sqlite3`, `knot`) for
+//! the tests that write records through a DNS provider.
+
+mod daemon;
+pub mod knot;
+pub mod pdns;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
