@@ -197,6 +197,14 @@ impl RunningPortal {
         }
     }
 
+    /// Kills the portal at once (SIGKILL), as a crash or a power cut would.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the portal as a service manager does (SIGTERM) and returns its exit status.
     pub async fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");

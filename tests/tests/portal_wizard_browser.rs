@@ -1,7 +1,10 @@
 //! The whole journey in a real browser: sign up, create a group, walk every setup step to
-//! the status page, once with JavaScript and once without. A screenshot of every step is
-//! saved under `target/test-artifacts/`.
+//! the status page with a real PowerDNS as the group's DNS provider, once with JavaScript
+//! and once without. A screenshot of every step is saved under `target/test-artifacts/`.
 
+use std::time::Duration;
+
+use chatmail_dns_world::pdns::PowerDns;
 use chatmail_tests::{
     browser::{Browser, JavaScript},
     portal::PortalCommand,
@@ -17,8 +20,14 @@ async fn walk(javascript: JavaScript) {
         JavaScript::Enabled => "wizard-js",
         JavaScript::Disabled => "wizard-nojs",
     };
+    let mut pdns = PowerDns::start().await;
+    pdns.create_zone("example.org");
     let dir = shared_temp_dir();
     let portal = PortalCommand::new(&dir.path().join("data"), dir.path())
+        .arg("--dns-resolver")
+        .arg(pdns.dns_addr().to_string())
+        .arg("--dns-nameserver-port")
+        .arg(pdns.dns_addr().port().to_string())
         .start()
         .await;
     let browser = Browser::start(javascript).await;
@@ -53,15 +62,21 @@ async fn walk(javascript: JavaScript) {
     browser.click("button[type=submit]").await;
     browser.wait_for_heading("Step 2: DNS provider").await;
     hydrated().await;
-    // This test has no DNS provider to connect: the records are entered by hand.
+    let detected = browser.text_of("#nameservers").await;
+    assert!(detected.contains("ns1.example.org"), "{detected}");
+    // Connect PowerDNS with its API key.
     browser
-        .click("details.connect-choice:last-of-type summary")
+        .click("details.connect-choice:first-of-type summary")
         .await;
+    browser.fill("url", &pdns.api_url()).await;
+    browser.fill("api_key", pdns.api_key()).await;
     browser.screenshot(&format!("{label}/03-step-dns")).await;
     browser
-        .click("details.connect-choice:last-of-type button[type=submit]")
+        .click("details.connect-choice:first-of-type button[type=submit]")
         .await;
-
+    browser.wait_for_heading("Step 3: Relay settings").await;
+    let connected = browser.text_of("#flash").await;
+    assert!(connected.contains("Connected: PowerDNS at"), "{connected}");
     browser.wait_for_heading("Step 3: Relay settings").await;
     hydrated().await;
     // A mistake first: the form comes back with the problem next to the field.
@@ -94,9 +109,26 @@ async fn walk(javascript: JavaScript) {
 
     browser.wait_for_heading("Step 5: DNS records").await;
     hydrated().await;
-    let plan = browser.text_of("#record-plan").await;
-    assert!(plan.contains("chat.example.org"), "{plan}");
-    assert!(plan.contains("93.184.216.34"), "{plan}");
+    // The dry run lists what will be added; nothing is written before the click.
+    let preview = browser.text_of("#dns-creates").await;
+    assert!(preview.contains("chat.example.org"), "{preview}");
+    assert!(preview.contains("93.184.216.34"), "{preview}");
+    browser
+        .screenshot(&format!("{label}/06-step-records"))
+        .await;
+    browser.click("#dns-apply").await;
+    // The job runs in the background; the page refreshes itself until it is done.
+    browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#dns-job[data-state='done']"))
+        .await
+        .expect("the records were written");
+    hydrated().await;
+    browser
+        .screenshot(&format!("{label}/06b-step-records-written"))
+        .await;
     // Copy buttons come with JavaScript; without it the values are still there to select.
     let copy_buttons = browser
         .client
@@ -111,18 +143,6 @@ async fn walk(javascript: JavaScript) {
         ),
         JavaScript::Disabled => assert_eq!(copy_buttons, 0),
     }
-    let zone_file = browser
-        .client
-        .find(Locator::Id("zone-file"))
-        .await
-        .unwrap()
-        .attr("href")
-        .await
-        .unwrap();
-    assert!(zone_file.unwrap_or_default().ends_with("/zone-file"));
-    browser
-        .screenshot(&format!("{label}/06-step-records"))
-        .await;
     browser.click("#records-continue").await;
 
     browser.wait_for_heading("Step 6: Download").await;
@@ -134,6 +154,9 @@ async fn walk(javascript: JavaScript) {
 
     browser.wait_for_heading("Step 7: Status").await;
     hydrated().await;
+    // The checker asks the real server: the records the portal wrote are in place.
+    let status = browser.text_of("#record-status").await;
+    assert!(status.contains("In place"), "{status}");
     let progress = browser.text_of(".progress").await;
     for step in [
         "1. Name",
