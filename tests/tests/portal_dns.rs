@@ -8,12 +8,11 @@ use std::{collections::BTreeSet, time::Duration};
 use chatmail_dns_providers::{powerdns::PowerDns as PowerDnsApi, DnsProvider};
 use chatmail_dns_world::pdns::{minimal_zone, PowerDns, PDNS_IP};
 use chatmail_tests::{
-    portal::{PortalCommand, RunningPortal},
+    portal::PortalCommand,
     portal_client::{visible_text, PortalClient},
     postgres::TestPostgres,
     shared_temp_dir,
 };
-use reqwest::StatusCode;
 use sqlx::PgPool;
 
 const PASSWORD: &str = "correct horse battery";
