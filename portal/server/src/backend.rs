@@ -247,6 +247,14 @@ impl Backend for PortalBackend {
                     completed_step: g.completed_step.clamp(0, 7) as u8,
                     disabled_reason: g.disabled_reason,
                     created: g.created,
+                    unhealthy: g.dns_errors.unwrap_or(0) > 0,
+                    health: g.dns_checked.map(|checked| {
+                        format!(
+                            "DNS: {} problem(s), {} warning(s) (checked {checked})",
+                            g.dns_errors.unwrap_or(0),
+                            g.dns_warnings.unwrap_or(0)
+                        )
+                    }),
                 })
                 .collect(),
             audit: audit
@@ -410,7 +418,9 @@ impl PortalBackend {
                     job,
                 }
             }
-            SetupStep::Download => StepData::Download,
+            SetupStep::Download => {
+                StepData::Download(crate::forms::download::step_data(&self.state, relay).await)
+            }
             SetupStep::Status => {
                 let report = crate::dns_status::current(pool, &self.state.settings.dns, relay)
                     .await

@@ -370,7 +370,7 @@ pub enum StepData {
         preview_problem: Option<String>,
         job: Option<JobView>,
     },
-    Download,
+    Download(DownloadStep),
     Status {
         mail_domain: String,
         /// The latest DNS check, `None` when none could be made.
@@ -380,6 +380,64 @@ pub enum StepData {
         /// The join QR code (inline SVG), once everything needed is in place.
         qr_svg: Option<String>,
     },
+}
+
+/// The download step: the relay's personalized images.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadStep {
+    pub mail_domain: String,
+    /// Why no image can be offered, when none can.
+    pub problem: Option<String>,
+    /// One entry per device the portal has a base image for.
+    pub images: Vec<ImageOffer>,
+    /// Downloads the group started in the last 24 hours, and how many it may.
+    pub downloads_used: u32,
+    pub downloads_per_day: u32,
+    /// The group's Raspberry Pi Imager repository address, once made.
+    pub imager_url: Option<String>,
+    /// Whether there is a Raspberry Pi image (and so an Imager repository).
+    pub imager_available: bool,
+    /// Downloads of this group now running or just finished, as the portal sends them.
+    pub progress: Vec<DownloadProgress>,
+}
+
+/// A personalized image for one kind of device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageOffer {
+    /// `rpi` or `amd64`.
+    pub target: String,
+    /// What people call the device.
+    pub label: String,
+    /// Matches the hardware chosen in step 4.
+    pub recommended: bool,
+    /// The base image's version.
+    pub version: String,
+    /// sha256 of the raw (uncompressed) personalized image.
+    pub sha256: String,
+    /// Size of the raw image in bytes.
+    pub raw_size: u64,
+    pub files: Vec<ImageFile>,
+}
+
+/// One download format of an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFile {
+    /// `img`, `img.gz` or `img.zst`.
+    pub format: String,
+    pub url: String,
+    /// Exact size of the download in bytes.
+    pub size: u64,
+    /// Which tools take it.
+    pub note: String,
+}
+
+/// A download as far as the portal has sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadProgress {
+    pub file: String,
+    pub sent: u64,
+    pub total: u64,
+    pub done: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -419,6 +477,10 @@ pub struct OperatorGroupRow {
     pub completed_step: u8,
     pub disabled_reason: Option<String>,
     pub created: String,
+    /// The relay's health from its latest DNS check, in words; `None` before any check.
+    pub health: Option<String>,
+    /// Whether that check found errors.
+    pub unhealthy: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

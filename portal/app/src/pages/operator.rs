@@ -99,7 +99,7 @@ fn OperatorView(page: OperatorPage, viewer: Viewer, flash: Flash) -> impl IntoVi
         <section aria-labelledby="groups-heading">
             <h2 id="groups-heading">"All groups"</h2>
             <table class="table" id="all-groups">
-                <thead><tr><th scope="col">"Group"</th><th scope="col">"Members"</th><th scope="col">"Relay"</th><th scope="col">"Setup"</th><th scope="col">"Created"</th><th scope="col">"State"</th></tr></thead>
+                <thead><tr><th scope="col">"Group"</th><th scope="col">"Members"</th><th scope="col">"Relay"</th><th scope="col">"Setup"</th><th scope="col">"Health"</th><th scope="col">"Created"</th><th scope="col">"State"</th></tr></thead>
                 <tbody>
                     {page.groups.iter().map(|group| {
                         let field = format!("reason-{}", group.id);
@@ -109,6 +109,9 @@ fn OperatorView(page: OperatorPage, viewer: Viewer, flash: Flash) -> impl IntoVi
                                 <td>{group.members}</td>
                                 <td>{group.mail_domain.clone().unwrap_or_else(|| "\u{2014}".into())}</td>
                                 <td>{format!("{} of 7", group.completed_step)}</td>
+                                <td class=if group.unhealthy { "state-error" } else { "" }>
+                                    {group.health.clone().unwrap_or_else(|| "not checked yet".into())}
+                                </td>
                                 <td>{group.created.clone()}</td>
                                 <td>{match group.disabled_reason.clone() {
                                     Some(reason) => view! {

@@ -85,14 +85,22 @@ pub struct GroupOverview {
     pub completed_step: i16,
     pub disabled_reason: Option<String>,
     pub created: String,
+    /// From the latest DNS check: errors and warnings, and how long ago it ran.
+    pub dns_errors: Option<i64>,
+    pub dns_warnings: Option<i64>,
+    pub dns_checked: Option<String>,
 }
 
 pub async fn all_groups(pool: &PgPool) -> Result<Vec<GroupOverview>, sqlx::Error> {
     sqlx::query_as(
         "SELECT g.id, g.name, (SELECT count(*) FROM group_members m WHERE m.group_id = g.id) AS members, \
                 r.mail_domain, coalesce(r.completed_step, 0::smallint) AS completed_step, g.disabled_reason, \
-                to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS created \
-         FROM groups g LEFT JOIN relays r ON r.group_id = g.id ORDER BY g.created_at DESC LIMIT 500",
+                to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS created, \
+                (c.report -> 'summary' ->> 'errors')::bigint AS dns_errors, \
+                (c.report -> 'summary' ->> 'warnings')::bigint AS dns_warnings, \
+                to_char(c.checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC' AS dns_checked \
+         FROM groups g LEFT JOIN relays r ON r.group_id = g.id LEFT JOIN dns_checks c ON c.group_id = g.id \
+         ORDER BY g.created_at DESC LIMIT 500",
     )
     .fetch_all(pool)
     .await
