@@ -10,11 +10,17 @@
 
 mod acme;
 mod auth;
+mod delivery;
 mod dkim;
+mod federation;
+mod first_boot;
+mod grow_perm;
 mod health;
 mod maddy;
 mod metrics;
+mod milter;
 mod paths;
+mod smtp;
 mod supervisor;
 mod sysload;
 mod tls;
@@ -122,6 +128,29 @@ struct RunArgs {
     /// Refuse new accounts below this much free disk space, in MiB (upstream: 1024).
     #[arg(long, default_value_t = 1024)]
     min_free_disk_mb: u64,
+    /// The DNS server for MX lookups and DKIM keys (default: the system's resolvers).
+    #[arg(long, env = "CHATMAIL_DNS_SERVER")]
+    dns_server: Option<SocketAddr>,
+    /// The HTTPS port of other relays (`/mxdeliv`). Tests only; relays listen on 443.
+    #[arg(long, default_value_t = 443)]
+    federation_https_port: u16,
+    /// The SMTP port of other relays. Tests only; relays listen on 25.
+    #[arg(long, default_value_t = 25)]
+    federation_smtp_port: u16,
+    /// Also trust this root certificate (PEM) for other relays. For test CAs only.
+    #[arg(long, env = "CHATMAIL_FEDERATION_EXTRA_ROOT")]
+    federation_extra_root: Option<PathBuf>,
+    /// Neither accept `/mxdeliv` nor deliver over HTTPS (SMTP only).
+    #[arg(long)]
+    no_https_federation: bool,
+    /// Also print start-up problems and first-boot events on this console device (the
+    /// gokrazy launcher passes /dev/console).
+    #[arg(long, env = "CHATMAIL_CONSOLE")]
+    console: Option<PathBuf>,
+    /// Running on gokrazy: grow /perm to fill the disk, and make the device's gokrazy
+    /// password and machine id on first boot.
+    #[arg(long)]
+    gokrazy: bool,
 }
 
 fn main() -> ExitCode {
@@ -205,13 +234,39 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .config
         .clone()
         .unwrap_or_else(|| paths.default_config_file());
-    let text = std::fs::read_to_string(&config_path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", config_path.display()))?;
-    let config = Arc::new(
-        RelayConfig::from_toml(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?,
-    );
+    // The configuration from /perm; while it is missing or invalid, say so (console and
+    // status URL) and wait for it (first_boot.rs).
+    let console = first_boot::Console::new(args.console.clone());
+    if args.gokrazy {
+        gokrazy_first_boot(&paths, &console);
+    }
+    let config = {
+        let stop = CancellationToken::new();
+        let watcher = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let _ = wait_for_signal().await;
+                stop.cancel();
+            })
+        };
+        let listeners = first_boot::Listeners {
+            bind: args.bind,
+            http_port: args.http_port,
+            https_port: args.https_port,
+        };
+        let found =
+            first_boot::wait_for_config(&config_path, &paths, &listeners, &console, stop).await;
+        watcher.abort();
+        match found? {
+            Some(config) => Arc::new(config),
+            None => return Ok(()),
+        }
+    };
     let domain = config.mail_domain.as_str().to_string();
+    console.say(&format!(
+        "relay {domain}: starting (appliance {})",
+        env!("CARGO_PKG_VERSION")
+    ));
     tracing::info!(domain, version = env!("CARGO_PKG_VERSION"), "starting");
     paths.create_dirs()?;
 
@@ -311,6 +366,62 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ));
     }
 
+    // Chatmail's mail rules (Appliance III): the milters, the local-delivery hop with the
+    // push hook, and the transport to other relays.
+    let mail = mail_components(&args, &config, &paths, &metrics)?;
+    for (name, socket, direction) in [
+        (
+            "milter-out",
+            paths.milter_outgoing_socket(),
+            milter::session::Direction::Outgoing,
+        ),
+        (
+            "milter-in",
+            paths.milter_incoming_socket(),
+            milter::session::Direction::Incoming,
+        ),
+    ] {
+        let policy = Arc::new(milter::session::Policy {
+            direction,
+            limits: mail.limits,
+            outgoing: mail.outgoing.clone(),
+            dkim: mail.dkim.clone(),
+            metrics: metrics.clone(),
+        });
+        tasks.spawn(supervisor::supervise(
+            name,
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| {
+                let socket = socket.clone();
+                let policy = policy.clone();
+                async move { milter::serve(&socket, policy, token).await }
+            },
+        ));
+    }
+    {
+        let socket = paths.local_delivery_socket();
+        let local = mail.local.clone();
+        let max = mail.limits.max_message_size;
+        tasks.spawn(supervisor::supervise(
+            "local-delivery",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| delivery::local::serve(socket.clone(), max, local.clone(), token),
+        ));
+    }
+    {
+        let socket = paths.transport_socket();
+        let transport = mail.transport.clone();
+        let max = mail.limits.max_message_size;
+        tasks.spawn(supervisor::supervise(
+            "transport",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| federation::serve(socket.clone(), max, transport.clone(), token),
+        ));
+    }
+
     // The web server.
     let state = web::WebState {
         config: config.clone(),
@@ -321,6 +432,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         health: health.clone(),
         https_port: args.https_port,
         pages: Arc::new(web::pages::RenderedPages::new(&config)),
+        mxdeliv: mail.inbound.clone(),
     };
     {
         let addr = SocketAddr::new(args.bind, args.http_port);
@@ -405,6 +517,84 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The shared parts of the mail rules and deliveries (Appliance III).
+struct MailComponents {
+    limits: chatmail_appliance::mail_rules::Limits,
+    outgoing: Arc<chatmail_appliance::mail_rules::Outgoing>,
+    dkim: Arc<chatmail_appliance::mail_rules::dkim::DkimVerifier>,
+    local: delivery::local::LocalDelivery,
+    transport: federation::Transport,
+    inbound: Arc<web::mxdeliv::Inbound>,
+}
+
+fn mail_components(
+    args: &RunArgs,
+    config: &RelayConfig,
+    paths: &Paths,
+    metrics: &metrics::Metrics,
+) -> anyhow::Result<MailComponents> {
+    use chatmail_appliance::mail_rules::{self, dkim};
+    let domain = config.mail_domain.as_str().to_string();
+    let limits = mail_rules::Limits::from_config(config);
+    let dns = match args.dns_server {
+        Some(addr) => dkim::Dns::Server(addr),
+        None => dkim::Dns::System,
+    };
+    let dkim = Arc::new(dkim::DkimVerifier::new(dns)?);
+    // The push notifier (Appliance II) replaces `NoPush` here.
+    let hook: Arc<dyn delivery::hook::DeliveryHook> = Arc::new(delivery::hook::NoPush);
+    let local =
+        delivery::local::LocalDelivery::new(paths.store_socket(), &domain, hook, metrics.clone());
+    let transport = federation::Transport::new(
+        federation::Settings {
+            mail_domain: domain.clone(),
+            https_port: args.federation_https_port,
+            smtp_port: args.federation_smtp_port,
+            https_enabled: !args.no_https_federation,
+        },
+        federation::resolver(dns)?,
+        federation::tls::ClientTls::new(args.federation_extra_root.as_deref())?,
+        metrics.clone(),
+    );
+    let inbound = Arc::new(web::mxdeliv::Inbound {
+        enabled: !args.no_https_federation,
+        mail_domain: domain,
+        limits,
+        dkim: dkim.clone(),
+        local: local.clone(),
+        metrics: metrics.clone(),
+    });
+    Ok(MailComponents {
+        limits,
+        outgoing: Arc::new(mail_rules::Outgoing::new(&limits)),
+        dkim,
+        local,
+        transport,
+        inbound,
+    })
+}
+
+/// gokrazy only: /perm grown to the disk, and the device's gokrazy password and machine id.
+fn gokrazy_first_boot(paths: &Paths, console: &first_boot::Console) {
+    let perm = paths.perm_root();
+    match grow_perm::grow(perm) {
+        Ok(grow_perm::Outcome::AlreadyFull) => {
+            tracing::info!("/perm already fills the disk")
+        }
+        Ok(grow_perm::Outcome::Grown { from, to }) => console.say(&format!(
+            "grew /perm from {} MiB to {} MiB to fill the disk",
+            from >> 20,
+            to >> 20
+        )),
+        Err(err) => console.say(&format!("could not grow /perm to fill the disk: {err}")),
+    }
+    if let Err(err) = first_boot::ensure_gokrazy_files(perm, console) {
+        console.say(&format!(
+            "could not write gokrazy's files on /perm: {err:#}"
+        ));
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -56,6 +56,28 @@ pub struct Metrics {
     pub maddy_restarts: Counter,
     /// Component restarts by the supervisor.
     pub component_restarts: Family<ComponentLabel, Counter>,
+    /// Verdicts of chatmail's mail rules (Appliance III).
+    pub mail_rules: Family<MailRuleLabel, Counter>,
+    /// Deliveries by way (local, https, smtp) and result (Appliance III).
+    pub deliveries: Family<DeliveryLabel, Counter>,
+}
+
+/// Labels of the mail-rule counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MailRuleLabel {
+    /// `outgoing`, `incoming` or `mxdeliv`.
+    pub direction: &'static str,
+    /// The kind accepted (`encrypted`, `securejoin`, …), `unencrypted` or `refused`.
+    pub verdict: &'static str,
+}
+
+/// Labels of the delivery counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabel {
+    /// `local`, `https` or `smtp`.
+    pub via: &'static str,
+    /// `ok`, `temporary` or `permanent`.
+    pub result: &'static str,
 }
 
 /// Labels of the component restart counter.
@@ -77,6 +99,18 @@ impl Metrics {
         let certificate_placeholder = Gauge::default();
         let maddy_restarts = Counter::default();
         let component_restarts = Family::<ComponentLabel, Counter>::default();
+        let mail_rules = Family::<MailRuleLabel, Counter>::default();
+        let deliveries = Family::<DeliveryLabel, Counter>::default();
+        registry.register(
+            "mail_rules",
+            "Verdicts of the mail rules by direction",
+            mail_rules.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Message deliveries by way and result",
+            deliveries.clone(),
+        );
         registry.register("accounts", "Accounts in the store", accounts.clone());
         registry.register("logins", "Logins by result", logins.clone());
         registry.register("account_creations", "Accounts created", creations.clone());
@@ -122,7 +156,23 @@ impl Metrics {
             certificate_placeholder,
             maddy_restarts,
             component_restarts,
+            mail_rules,
+            deliveries,
         }
+    }
+
+    /// Counts a verdict of the mail rules.
+    pub fn count_mail_rule(&self, direction: &'static str, verdict: &'static str) {
+        self.mail_rules
+            .get_or_create(&MailRuleLabel { direction, verdict })
+            .inc();
+    }
+
+    /// Counts a delivery (per recipient).
+    pub fn count_delivery(&self, via: &'static str, result: &'static str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabel { via, result })
+            .inc();
     }
 
     /// Counts a refusal.

@@ -25,6 +25,11 @@ impl Paths {
         }
     }
 
+    /// The persistent root itself (gokrazy's /perm).
+    pub fn perm_root(&self) -> &Path {
+        &self.perm
+    }
+
     /// Our persistent directory: `<perm>/chatmail`.
     pub fn state_dir(&self) -> PathBuf {
         self.perm.join("chatmail")
@@ -94,6 +99,31 @@ impl Paths {
     /// Maddy's `runtime_dir`.
     pub fn maddy_runtime_dir(&self) -> PathBuf {
         self.run.join("maddy")
+    }
+
+    /// The milter socket Maddy's submission asks (outgoing rules, Appliance III).
+    pub fn milter_outgoing_socket(&self) -> PathBuf {
+        self.runtime_dir().join("milter-out.sock")
+    }
+
+    /// The milter socket Maddy's port 25 asks (incoming rules).
+    pub fn milter_incoming_socket(&self) -> PathBuf {
+        self.runtime_dir().join("milter-in.sock")
+    }
+
+    /// Our LMTP hop for local deliveries (Maddy delivers local mail here).
+    pub fn local_delivery_socket(&self) -> PathBuf {
+        self.runtime_dir().join("deliver.sock")
+    }
+
+    /// Our LMTP hop for deliveries to other relays (Maddy's remote queue delivers here).
+    pub fn transport_socket(&self) -> PathBuf {
+        self.runtime_dir().join("transport.sock")
+    }
+
+    /// Maddy's loopback-only LMTP listener in front of its storage (only our hop uses it).
+    pub fn store_socket(&self) -> PathBuf {
+        self.runtime_dir().join("store.sock")
     }
 
     /// Creates every directory above; private ones with mode 0700.

@@ -248,6 +248,10 @@ pub enum WhoActs {
     HostingProvider,
     /// Your Internet provider, for a relay running at home.
     Isp,
+    /// You, in your home router's settings (port forwarding to the device).
+    YouAtRouter,
+    /// You, at the device itself (power, cable, the image on its disk).
+    YouAtDevice,
     /// Whoever runs this portal (its own network or resolver is at fault).
     PortalAdmin,
     /// Nobody: it fixes itself; wait.

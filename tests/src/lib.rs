@@ -8,6 +8,7 @@
 pub mod appliance;
 pub mod browser;
 pub mod deltachat;
+pub mod images;
 pub mod maddy;
 pub mod pebble;
 pub mod portal;

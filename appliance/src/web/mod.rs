@@ -6,6 +6,7 @@
 //! connection on. Later, the port-443 ALPN multiplexer (Appliance II) hands web
 //! connections to the same router.
 
+pub mod mxdeliv;
 pub mod new_account;
 pub mod pages;
 pub mod redirects;
@@ -50,9 +51,12 @@ pub struct WebState {
     pub https_port: u16,
     /// The pages, rendered.
     pub pages: Arc<pages::RenderedPages>,
+    /// `POST /mxdeliv` (HTTPS delivery from other relays).
+    pub mxdeliv: Arc<mxdeliv::Inbound>,
 }
 
-/// Requests larger than this are refused; nothing here reads a body.
+/// Requests larger than this are refused; nothing else here reads a body (`/mxdeliv`
+/// reads its own, up to the message size limit).
 const BODY_LIMIT: usize = 16 * 1024;
 
 /// How long a client may take for the TLS handshake.
@@ -93,6 +97,8 @@ pub fn https_router(state: WebState) -> Router {
         )
         .route("/mail/config-v1.1.xml", get(well_known::autoconfig_xml))
         .route(well_known::STATUS_PATH, get(well_known::status))
+        // Reads its own body up to the message size limit.
+        .route("/mxdeliv", any(mxdeliv::handle))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             redirects::https_hosts,

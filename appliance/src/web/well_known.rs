@@ -9,118 +9,89 @@
 //! - the relay status document ([`STATUS_PATH`]): what the device publishes for the portal
 //!   (software version, DKIM record, ACME account URL) and its health.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chatmail_shared::{autoconfig, mta_sts, AcmeAccountUrl, DkimPublicKey};
-use serde::Serialize;
 
 use super::WebState;
 use crate::dkim;
 
-/// Where the status document is served.
-pub const STATUS_PATH: &str = "/.well-known/chatmail-relay/status.json";
+use chatmail_shared::relay_status::{
+    proof_message, valid_nonce, AcmeStatus, DkimStatus, HealthStatus, Proof, RelayStatus,
+};
+pub use chatmail_shared::relay_status::{STATUS_FORMAT, STATUS_PATH};
 
-/// Version of the status document's format.
-pub const STATUS_FORMAT: u32 = 1;
-
-/// The status document.
-#[derive(Debug, Serialize)]
-pub struct RelayStatus {
-    /// [`STATUS_FORMAT`].
-    pub format: u32,
-    /// The appliance's version.
-    pub version: &'static str,
-    /// The mail domain.
-    pub mail_domain: String,
-    /// The DKIM record to publish.
-    pub dkim: DkimStatus,
-    /// The ACME account.
-    pub acme: AcmeStatus,
-    /// How the device is doing.
-    pub health: HealthStatus,
-}
-
-/// The DKIM part.
-#[derive(Debug, Serialize)]
-pub struct DkimStatus {
-    /// The selector (`opendkim`).
-    pub selector: &'static str,
-    /// `<selector>._domainkey.<domain>`.
-    pub record_name: String,
-    /// The TXT value, e.g. `v=DKIM1;k=rsa;p=…;s=email;t=s`.
-    pub txt: String,
-    /// The bare base64 public key.
-    pub public_key: String,
-}
-
-/// The ACME part.
-#[derive(Debug, Serialize)]
-pub struct AcmeStatus {
-    /// The configured directory.
-    pub directory_url: String,
-    /// The account URL, once the CA has assigned one (for CAA `accounturi`).
-    pub account_url: Option<String>,
-}
-
-/// The health part.
-#[derive(Debug, Serialize)]
-pub struct HealthStatus {
-    /// `ok` when every part below is fine, otherwise `degraded`.
-    pub status: &'static str,
-    /// Whether Maddy is running.
-    pub maddy_running: bool,
-    /// Whether the account store answers.
-    pub accounts_store_ok: bool,
-    /// Whether the served certificate is still the self-signed placeholder.
-    pub certificate_placeholder: bool,
-    /// Unix time at which the served certificate expires.
-    pub certificate_not_after: Option<i64>,
-}
-
-impl RelayStatus {
-    fn build(state: &WebState) -> Self {
-        let domain = state.config.mail_domain.as_str().to_string();
-        let key: &DkimPublicKey = &state.dkim_key;
-        let cert = std::fs::read(state.paths.tls_cert())
-            .ok()
-            .and_then(|pem| crate::tls::cert_info(&pem).ok());
-        let accounts_store_ok = state.accounts.store().count().is_ok();
-        let maddy_running = state.health.maddy_running();
-        let certificate_placeholder = cert.as_ref().is_none_or(|c| c.placeholder);
-        let all_ok = maddy_running && accounts_store_ok && !certificate_placeholder;
-        let directory = state.config.acme.directory_url.to_string();
-        RelayStatus {
-            format: STATUS_FORMAT,
-            version: env!("CARGO_PKG_VERSION"),
-            dkim: DkimStatus {
-                selector: dkim::SELECTOR,
-                record_name: format!("{}._domainkey.{domain}", dkim::SELECTOR),
-                txt: key.txt_value(),
-                public_key: key.base64().to_string(),
-            },
-            acme: AcmeStatus {
-                account_url: crate::acme::account_url(&state.paths, &directory)
-                    .as_ref()
-                    .map(AcmeAccountUrl::to_string),
-                directory_url: directory,
-            },
-            health: HealthStatus {
-                status: if all_ok { "ok" } else { "degraded" },
-                maddy_running,
-                accounts_store_ok,
-                certificate_placeholder,
-                certificate_not_after: cert.map(|c| c.not_after),
-            },
-            mail_domain: domain,
+fn build_status(state: &WebState, nonce: Option<&str>) -> RelayStatus {
+    let domain = state.config.mail_domain.as_str().to_string();
+    let key: &DkimPublicKey = &state.dkim_key;
+    let cert = std::fs::read(state.paths.tls_cert())
+        .ok()
+        .and_then(|pem| crate::tls::cert_info(&pem).ok());
+    let accounts_store_ok = state.accounts.store().count().is_ok();
+    let maddy_running = state.health.maddy_running();
+    let certificate_placeholder = cert.as_ref().is_none_or(|c| c.placeholder);
+    let all_ok = maddy_running && accounts_store_ok && !certificate_placeholder;
+    let directory = state.config.acme.directory_url.to_string();
+    let account_url = crate::acme::account_url(&state.paths, &directory)
+        .as_ref()
+        .map(AcmeAccountUrl::to_string);
+    // The proof binds the nonce to the facts reported, signed with the DKIM key itself.
+    let proof = nonce.and_then(|nonce| {
+        let message = proof_message(&domain, nonce, key.base64(), account_url.as_deref());
+        match dkim::sign(&state.paths.dkim_key(), &message) {
+            Ok(signature) => Some(Proof {
+                nonce: nonce.to_string(),
+                signature,
+            }),
+            Err(err) => {
+                tracing::warn!("cannot sign the status proof: {err}");
+                None
+            }
         }
+    });
+    RelayStatus {
+        format: STATUS_FORMAT,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        dkim: DkimStatus {
+            selector: dkim::SELECTOR.to_string(),
+            record_name: format!("{}._domainkey.{domain}", dkim::SELECTOR),
+            txt: key.txt_value(),
+            public_key: key.base64().to_string(),
+        },
+        acme: AcmeStatus {
+            account_url,
+            directory_url: directory,
+        },
+        health: HealthStatus {
+            status: if all_ok { "ok" } else { "degraded" }.to_string(),
+            maddy_running,
+            accounts_store_ok,
+            certificate_placeholder,
+            certificate_not_after: cert.map(|c| c.not_after),
+        },
+        mail_domain: domain,
+        proof,
     }
 }
 
-/// The status document.
-pub async fn status(State(state): State<WebState>) -> Response {
-    let status = tokio::task::spawn_blocking(move || RelayStatus::build(&state)).await;
+/// The status document; with `?nonce=…` it carries the device's proof.
+pub async fn status(
+    State(state): State<WebState>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let nonce = query.get("nonce").cloned();
+    if let Some(nonce) = &nonce {
+        if !valid_nonce(nonce) {
+            return (
+                StatusCode::BAD_REQUEST,
+                "the nonce must be 16 to 128 URL-safe base64 characters",
+            )
+                .into_response();
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || build_status(&state, nonce.as_deref())).await;
     match status {
         Ok(status) => ([(header::CACHE_CONTROL, "no-store")], Json(status)).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),

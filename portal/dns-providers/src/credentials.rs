@@ -1,4 +1,4 @@
-//! Provider credentials (API keys, TSIG secrets) encrypted at rest.
+//! Provider credentials (API keys, tokens, TSIG secrets, OAuth tokens) encrypted at rest.
 //!
 //! The portal stores a connection's [`Credentials`] only as the string [`Keyring::seal`]
 //! returns: `v1:<key id>:<base64(nonce ‖ ciphertext)>`, XChaCha20-Poly1305 with a random
@@ -33,7 +33,17 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::cloudflare::Cloudflare;
+use crate::desec::Desec;
+use crate::digitalocean::DigitalOcean;
 use crate::error::ProviderError;
+use crate::gandi::Gandi;
+use crate::hetzner::Hetzner;
+use crate::linode::Linode;
+use crate::namecheap::Namecheap;
+use crate::oauth::{OAuthProvider, TokenSet};
+use crate::ovh::{Endpoint as OvhEndpoint, Ovh};
+use crate::porkbun::Porkbun;
 use crate::powerdns::PowerDns;
 use crate::provider::DnsProvider;
 use crate::rfc2136::{Rfc2136, TsigAlgorithm, TsigKey};
@@ -65,6 +75,70 @@ pub enum Credentials {
         /// TSIG secret, base64.
         secret: String,
     },
+    /// A Cloudflare API token (My Profile → API Tokens).
+    Cloudflare {
+        /// The token.
+        api_token: String,
+    },
+    /// A DigitalOcean personal access token (when signing in is not configured).
+    #[serde(rename = "digitalocean")]
+    DigitalOcean {
+        /// The token (`dop_v1_…`).
+        token: String,
+    },
+    /// A Linode personal access token (when signing in is not configured).
+    Linode {
+        /// The token.
+        token: String,
+    },
+    /// A Hetzner Cloud project API token.
+    Hetzner {
+        /// The token.
+        api_token: String,
+    },
+    /// A Porkbun API key pair.
+    Porkbun {
+        /// The API key (`pk1_…`).
+        api_key: String,
+        /// The secret API key (`sk1_…`).
+        secret_api_key: String,
+    },
+    /// A deSEC token.
+    Desec {
+        /// The token.
+        token: String,
+    },
+    /// A Gandi personal access token.
+    Gandi {
+        /// The token.
+        token: String,
+    },
+    /// Namecheap API access.
+    Namecheap {
+        /// The API user (normally the account's user name).
+        api_user: String,
+        /// The API key.
+        api_key: String,
+        /// The account's user name (empty: the API user).
+        #[serde(default)]
+        username: String,
+        /// The portal's address on the account's API allow-list.
+        client_ip: String,
+    },
+    /// OVHcloud: an application key and secret and the consumer key the person approved.
+    Ovh {
+        /// The API region.
+        endpoint: OvhEndpoint,
+        /// The application key.
+        application_key: String,
+        /// The application secret.
+        application_secret: String,
+        /// The approved consumer key.
+        consumer_key: String,
+    },
+    /// Tokens from signing in with the provider (OAuth).
+    #[serde(rename = "oauth")]
+    OAuth(TokenSet),
 }
 
 impl fmt::Debug for Credentials {
@@ -90,6 +164,34 @@ impl fmt::Debug for Credentials {
                 .field("algorithm", algorithm)
                 .field("secret", &"<hidden>")
                 .finish(),
+            Credentials::Namecheap {
+                api_user,
+                username,
+                client_ip,
+                ..
+            } => f
+                .debug_struct("Namecheap")
+                .field("api_user", api_user)
+                .field("api_key", &"<hidden>")
+                .field("username", username)
+                .field("client_ip", client_ip)
+                .finish(),
+            Credentials::Ovh {
+                endpoint,
+                application_key,
+                ..
+            } => f
+                .debug_struct("Ovh")
+                .field("endpoint", endpoint)
+                .field("application_key", application_key)
+                .field("application_secret", &"<hidden>")
+                .field("consumer_key", &"<hidden>")
+                .finish(),
+            Credentials::OAuth(tokens) => f.debug_tuple("OAuth").field(tokens).finish(),
+            other => f
+                .debug_struct(other.kind())
+                .field("secret", &"<hidden>")
+                .finish(),
         }
     }
 }
@@ -99,14 +201,163 @@ impl Drop for Credentials {
         match self {
             Credentials::PowerDns { api_key, .. } => api_key.zeroize(),
             Credentials::Rfc2136 { secret, .. } => secret.zeroize(),
+            Credentials::Cloudflare { api_token } | Credentials::Hetzner { api_token } => {
+                api_token.zeroize()
+            }
+            Credentials::DigitalOcean { token }
+            | Credentials::Linode { token }
+            | Credentials::Desec { token }
+            | Credentials::Gandi { token } => token.zeroize(),
+            Credentials::Porkbun {
+                api_key,
+                secret_api_key,
+            } => {
+                api_key.zeroize();
+                secret_api_key.zeroize();
+            }
+            Credentials::Namecheap { api_key, .. } => api_key.zeroize(),
+            Credentials::Ovh {
+                application_secret,
+                consumer_key,
+                ..
+            } => {
+                application_secret.zeroize();
+                consumer_key.zeroize();
+            }
+            // TokenSet wipes itself.
+            Credentials::OAuth(_) => {}
         }
     }
 }
 
 impl Credentials {
-    /// A provider using these credentials.
+    /// The kind, as in the serialised `kind` tag: `powerdns`, `rfc2136`, `cloudflare`,
+    /// `digitalocean`, `linode`, `hetzner`, `porkbun`, `desec`, `gandi`, `namecheap`,
+    /// `ovh`, `oauth`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credentials::PowerDns { .. } => "powerdns",
+            Credentials::Rfc2136 { .. } => "rfc2136",
+            Credentials::Cloudflare { .. } => "cloudflare",
+            Credentials::DigitalOcean { .. } => "digitalocean",
+            Credentials::Linode { .. } => "linode",
+            Credentials::Hetzner { .. } => "hetzner",
+            Credentials::Porkbun { .. } => "porkbun",
+            Credentials::Desec { .. } => "desec",
+            Credentials::Gandi { .. } => "gandi",
+            Credentials::Namecheap { .. } => "namecheap",
+            Credentials::Ovh { .. } => "ovh",
+            Credentials::OAuth(_) => "oauth",
+        }
+    }
+
+    /// The provider's id as in [`crate::detect`] (`cloudflare`, …; `powerdns` and
+    /// `rfc2136` for the self-hosted kinds); for OAuth tokens, the provider signed in with.
+    pub fn provider_id(&self) -> &'static str {
+        match self {
+            Credentials::OAuth(t) => t.provider.id(),
+            other => other.kind(),
+        }
+    }
+
+    /// The same provider as [`Credentials::provider`], talking to `base_url` instead of
+    /// the provider's real API (tests and mock servers; the self-hosted kinds ignore it).
+    pub fn provider_at(&self, base_url: &str) -> Result<Box<dyn DnsProvider>, ProviderError> {
+        Ok(match self {
+            Credentials::Cloudflare { api_token } => {
+                Box::new(Cloudflare::with_api_token(api_token)?.with_base_url(base_url))
+            }
+            Credentials::DigitalOcean { token } => {
+                Box::new(DigitalOcean::with_token(token)?.with_base_url(base_url))
+            }
+            Credentials::Linode { token } => {
+                Box::new(Linode::with_token(token)?.with_base_url(base_url))
+            }
+            Credentials::Hetzner { api_token } => {
+                Box::new(Hetzner::new(api_token)?.with_base_url(base_url))
+            }
+            Credentials::Porkbun {
+                api_key,
+                secret_api_key,
+            } => Box::new(Porkbun::new(api_key, secret_api_key)?.with_base_url(base_url)),
+            Credentials::Desec { token } => Box::new(Desec::new(token)?.with_base_url(base_url)),
+            Credentials::Gandi { token } => Box::new(Gandi::new(token)?.with_base_url(base_url)),
+            Credentials::Namecheap {
+                api_user,
+                api_key,
+                username,
+                client_ip,
+            } => Box::new(
+                Namecheap::new(api_user, api_key, username, client_ip)?.with_base_url(base_url),
+            ),
+            Credentials::Ovh {
+                endpoint,
+                application_key,
+                application_secret,
+                consumer_key,
+            } => Box::new(
+                Ovh::new(*endpoint, application_key, application_secret, consumer_key)?
+                    .with_base_url(base_url),
+            ),
+            Credentials::OAuth(t) => match t.provider {
+                OAuthProvider::Cloudflare => {
+                    Box::new(Cloudflare::with_oauth_token(&t.access_token)?.with_base_url(base_url))
+                }
+                OAuthProvider::DigitalOcean => Box::new(
+                    DigitalOcean::with_oauth_token(&t.access_token)?.with_base_url(base_url),
+                ),
+                OAuthProvider::Linode => {
+                    Box::new(Linode::with_oauth_token(&t.access_token)?.with_base_url(base_url))
+                }
+            },
+            Credentials::PowerDns { .. } | Credentials::Rfc2136 { .. } => self.provider()?,
+        })
+    }
+
+    /// A provider using these credentials. OAuth tokens are used as they are: refresh
+    /// them first ([`crate::oauth::OAuthClient::fresh`]).
     pub fn provider(&self) -> Result<Box<dyn DnsProvider>, ProviderError> {
         match self {
+            Credentials::Cloudflare { api_token } => {
+                Ok(Box::new(Cloudflare::with_api_token(api_token)?))
+            }
+            Credentials::DigitalOcean { token } => Ok(Box::new(DigitalOcean::with_token(token)?)),
+            Credentials::Linode { token } => Ok(Box::new(Linode::with_token(token)?)),
+            Credentials::Hetzner { api_token } => Ok(Box::new(Hetzner::new(api_token)?)),
+            Credentials::Porkbun {
+                api_key,
+                secret_api_key,
+            } => Ok(Box::new(Porkbun::new(api_key, secret_api_key)?)),
+            Credentials::Desec { token } => Ok(Box::new(Desec::new(token)?)),
+            Credentials::Gandi { token } => Ok(Box::new(Gandi::new(token)?)),
+            Credentials::Namecheap {
+                api_user,
+                api_key,
+                username,
+                client_ip,
+            } => Ok(Box::new(Namecheap::new(
+                api_user, api_key, username, client_ip,
+            )?)),
+            Credentials::Ovh {
+                endpoint,
+                application_key,
+                application_secret,
+                consumer_key,
+            } => Ok(Box::new(Ovh::new(
+                *endpoint,
+                application_key,
+                application_secret,
+                consumer_key,
+            )?)),
+            Credentials::OAuth(t) => Ok(match t.provider {
+                OAuthProvider::Cloudflare => {
+                    Box::new(Cloudflare::with_oauth_token(&t.access_token)?)
+                }
+                OAuthProvider::DigitalOcean => {
+                    Box::new(DigitalOcean::with_oauth_token(&t.access_token)?)
+                }
+                OAuthProvider::Linode => Box::new(Linode::with_oauth_token(&t.access_token)?),
+            }),
             Credentials::PowerDns {
                 url,
                 api_key,
@@ -243,9 +494,20 @@ impl Keyring {
         credentials: &Credentials,
         context: &str,
     ) -> Result<String, CredentialError> {
+        self.seal_value(credentials, context)
+    }
+
+    /// Encrypts any serialisable secret the same way as [`Keyring::seal`] (a pending
+    /// OAuth sign-in, Domain Connect tokens), bound to `context`. Use a context that says
+    /// what it is (e.g. `oauth-pending:<session id>`), so one kind of blob never opens as
+    /// another.
+    pub fn seal_value<T: Serialize>(
+        &self,
+        value: &T,
+        context: &str,
+    ) -> Result<String, CredentialError> {
         let key = &self.keys[0];
-        let plain =
-            Zeroizing::new(serde_json::to_vec(credentials).map_err(|_| CredentialError::Seal)?);
+        let plain = Zeroizing::new(serde_json::to_vec(value).map_err(|_| CredentialError::Seal)?);
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let aad = Self::aad(&key.id, context);
         let sealed = key
@@ -281,6 +543,15 @@ impl Keyring {
 
     /// Decrypts a blob made by [`Keyring::seal`] with the same `context`.
     pub fn open(&self, sealed: &str, context: &str) -> Result<Credentials, CredentialError> {
+        self.open_value(sealed, context)
+    }
+
+    /// Decrypts a blob made by [`Keyring::seal_value`] with the same `context`.
+    pub fn open_value<T: serde::de::DeserializeOwned>(
+        &self,
+        sealed: &str,
+        context: &str,
+    ) -> Result<T, CredentialError> {
         let (id, blob) = Self::split(sealed)?;
         let key = self
             .keys

@@ -11,12 +11,13 @@ use std::time::Duration;
 /// A failure talking to a DNS provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
-    /// The API key, token or TSIG key was not accepted.
-    #[error(
-        "The DNS provider did not accept the key. Check that you copied the whole API key or \
-         TSIG key (name, algorithm and secret) and that it has not been revoked."
-    )]
-    WrongCredentials,
+    /// The API key, token or TSIG key was not accepted (or an OAuth connection expired or
+    /// was revoked). `advice` says what to do at this provider, e.g. "Reconnect Cloudflare".
+    #[error("{}", advice.as_deref().unwrap_or(WRONG_CREDENTIALS))]
+    WrongCredentials {
+        /// What to do, in the provider's words; `None` gives the generic text.
+        advice: Option<String>,
+    },
     /// The provider does not serve a zone for this domain (or the credential cannot see it).
     #[error(
         "The DNS provider does not manage {domain} for this account. Check that the domain is \
@@ -26,12 +27,13 @@ pub enum ProviderError {
         /// The domain or zone asked for.
         domain: String,
     },
-    /// The credential is valid but may not do this.
-    #[error(
-        "The key is valid, but it is not allowed to change the DNS records of this domain. \
-         Give it permission to edit the zone, or create a new key that has it."
-    )]
-    PermissionDenied,
+    /// The credential is valid but may not do this. `advice` names the permission to grant
+    /// at this provider, e.g. "give it the permission Zone → DNS → Edit".
+    #[error("{}", advice.as_deref().unwrap_or(PERMISSION_DENIED))]
+    PermissionDenied {
+        /// What to do, in the provider's words; `None` gives the generic text.
+        advice: Option<String>,
+    },
     /// Too many requests; the provider asked to wait.
     #[error("The DNS provider asked us to slow down. The portal will try again {}.", wait_text(*retry_after))]
     RateLimited {
@@ -52,6 +54,15 @@ pub enum ProviderError {
     Other(String),
 }
 
+/// The generic text of [`ProviderError::WrongCredentials`].
+pub const WRONG_CREDENTIALS: &str = "The DNS provider did not accept the key. Check that you \
+     copied the whole API key or TSIG key (name, algorithm and secret) and that it has not been \
+     revoked.";
+
+/// The generic text of [`ProviderError::PermissionDenied`].
+pub const PERMISSION_DENIED: &str = "The key is valid, but it is not allowed to change the DNS \
+     records of this domain. Give it permission to edit the zone, or create a new key that has it.";
+
 fn wait_text(retry_after: Option<Duration>) -> String {
     match retry_after {
         Some(d) if d.as_secs() >= 120 => format!("in about {} minutes", d.as_secs() / 60),
@@ -61,6 +72,25 @@ fn wait_text(retry_after: Option<Duration>) -> String {
 }
 
 impl ProviderError {
+    /// [`ProviderError::WrongCredentials`] with the generic text.
+    pub const fn wrong_credentials() -> Self {
+        ProviderError::WrongCredentials { advice: None }
+    }
+
+    /// [`ProviderError::PermissionDenied`] with the generic text.
+    pub const fn permission_denied() -> Self {
+        ProviderError::PermissionDenied { advice: None }
+    }
+
+    /// Whether the person must do something about the credentials (enter a new key, grant
+    /// a permission, reconnect): the portal shows the message beside the connection.
+    pub fn needs_person(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::WrongCredentials { .. } | ProviderError::PermissionDenied { .. }
+        )
+    }
+
     /// Whether trying the same thing again later can succeed without the person doing
     /// anything (rate limits and unreachable servers).
     pub fn is_retryable(&self) -> bool {
@@ -112,8 +142,8 @@ mod tests {
         assert!(ProviderError::Unreachable("x".into()).is_retryable());
         assert!(ProviderError::RateLimited { retry_after: None }.is_retryable());
         for e in [
-            ProviderError::WrongCredentials,
-            ProviderError::PermissionDenied,
+            ProviderError::wrong_credentials(),
+            ProviderError::permission_denied(),
             ProviderError::ZoneNotFound {
                 domain: "a.b".into(),
             },
@@ -147,5 +177,14 @@ mod tests {
             domain: "example.org".into(),
         };
         assert!(e.to_string().contains("example.org"));
+        assert_eq!(
+            ProviderError::wrong_credentials().to_string(),
+            WRONG_CREDENTIALS
+        );
+        let e = ProviderError::PermissionDenied {
+            advice: Some("Give the token the permission Zone → DNS → Edit.".into()),
+        };
+        assert!(e.to_string().contains("Zone → DNS → Edit"), "{e}");
+        assert!(e.needs_person());
     }
 }

@@ -232,8 +232,8 @@ fn status_error(
         .map(|e| e.error)
         .unwrap_or_else(|_| body.chars().take(200).collect());
     match status.as_u16() {
-        401 => ProviderError::WrongCredentials,
-        403 => ProviderError::PermissionDenied,
+        401 => ProviderError::wrong_credentials(),
+        403 => ProviderError::permission_denied(),
         404 => match zone {
             Some(zone) => ProviderError::ZoneNotFound {
                 domain: normalize_name(zone),
@@ -436,9 +436,12 @@ mod tests {
         };
         assert_eq!(
             e(401, "Unauthorized", None),
-            ProviderError::WrongCredentials
+            ProviderError::wrong_credentials()
         );
-        assert_eq!(e(403, "", Some("x.org")), ProviderError::PermissionDenied);
+        assert_eq!(
+            e(403, "", Some("x.org")),
+            ProviderError::permission_denied()
+        );
         assert_eq!(
             e(
                 404,

@@ -112,6 +112,35 @@ pub trait DnsProvider: Send + Sync {
 
     /// Applies `changes` to `zone`, as one request where the provider allows it.
     async fn apply(&self, zone: &str, changes: &[Change]) -> Result<(), ProviderError>;
+
+    /// The TTL this provider stores when asked for `ttl`: providers with a minimum (or a
+    /// fixed set of TTLs) clamp it. The job maps the desired records' TTLs through this
+    /// before diffing (see [`with_effective_ttls`]), so a clamped TTL does not look like a
+    /// change on every run. Defaults to `ttl` unchanged.
+    fn effective_ttl(&self, ttl: u32) -> u32 {
+        ttl
+    }
+
+    /// Why this provider cannot hold `record` in `zone`, in words for people, or `None`.
+    /// The portal leaves such records out of what it writes and shows them as "add by
+    /// hand" (Namecheap's API has no SRV; Linode keeps SRV only at a domain's apex).
+    fn unsupported(&self, _zone: &str, _record: &chatmail_shared::DnsRecord) -> Option<String> {
+        None
+    }
+}
+
+/// `desired` with every TTL as `provider` will store it ([`DnsProvider::effective_ttl`]).
+pub fn with_effective_ttls(
+    provider: &dyn DnsProvider,
+    desired: &[chatmail_shared::DnsRecord],
+) -> Vec<chatmail_shared::DnsRecord> {
+    desired
+        .iter()
+        .map(|r| chatmail_shared::DnsRecord {
+            ttl: provider.effective_ttl(r.ttl),
+            ..r.clone()
+        })
+        .collect()
 }
 
 /// The longest zone in `zones` that is `domain` or a parent of it.

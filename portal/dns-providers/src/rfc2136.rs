@@ -216,7 +216,7 @@ impl Rfc2136 {
         let resp = decode(&answer)?;
         match resp.metadata.response_code {
             ResponseCode::NoError | ResponseCode::NXDomain => {}
-            ResponseCode::Refused => return Err(ProviderError::PermissionDenied),
+            ResponseCode::Refused => return Err(ProviderError::permission_denied()),
             ResponseCode::NotAuth => {
                 return Err(ProviderError::ZoneNotFound {
                     domain: self.zone.clone(),
@@ -283,7 +283,7 @@ impl Rfc2136 {
             if resp.signature().is_some() {
                 if let Some(v) = verifier.as_mut() {
                     v.verify(&bytes)
-                        .map_err(|_| ProviderError::WrongCredentials)?;
+                        .map_err(|_| ProviderError::wrong_credentials())?;
                 }
             } else if first {
                 return Err(ProviderError::Other(
@@ -437,7 +437,7 @@ impl Rfc2136 {
             Err(e) => return e,
         };
         match probe {
-            KeyProbe::Bad => return ProviderError::WrongCredentials,
+            KeyProbe::Bad => return ProviderError::wrong_credentials(),
             KeyProbe::BadTime => return clock_error(),
             KeyProbe::Good => {}
             KeyProbe::Unknown => {
@@ -445,7 +445,7 @@ impl Rfc2136 {
                     tsig_error,
                     Some(TsigError::BadSig) | Some(TsigError::BadKey)
                 ) {
-                    return ProviderError::WrongCredentials;
+                    return ProviderError::wrong_credentials();
                 }
             }
         }
@@ -454,7 +454,7 @@ impl Rfc2136 {
                 domain: self.zone.clone(),
             };
         }
-        ProviderError::PermissionDenied
+        ProviderError::permission_denied()
     }
 
     /// Whether the server serves the zone (unsigned SOA question), and what it makes of
@@ -648,7 +648,7 @@ impl DnsProvider for Rfc2136 {
         self.check_zone(zone)?;
         match self.axfr().await {
             Ok(all) => Ok(all.only_names(names)),
-            Err(ProviderError::PermissionDenied) => self.read_by_query(names).await,
+            Err(ProviderError::PermissionDenied { .. }) => self.read_by_query(names).await,
             Err(e) => Err(e),
         }
     }
@@ -763,7 +763,7 @@ impl DnsProvider for Rfc2136 {
         match (resp.signature(), verifier) {
             (Some(_), Some(mut v)) => {
                 v.verify(&bytes)
-                    .map_err(|_| ProviderError::WrongCredentials)?;
+                    .map_err(|_| ProviderError::wrong_credentials())?;
                 Ok(())
             }
             _ => Err(ProviderError::Other(

@@ -56,14 +56,17 @@ async fn powerdns_api_errors() {
     let wrong = PowerDns::new(&server.api_url(), "not-the-key", "localhost").unwrap();
     assert_eq!(
         wrong.list_zones().await,
-        Err(ProviderError::WrongCredentials)
+        Err(ProviderError::wrong_credentials())
     );
-    assert_eq!(wrong.read(ZONE).await, Err(ProviderError::WrongCredentials));
+    assert_eq!(
+        wrong.read(ZONE).await,
+        Err(ProviderError::wrong_credentials())
+    );
     assert_eq!(
         wrong.apply(ZONE, &one_change()).await,
-        Err(ProviderError::WrongCredentials)
+        Err(ProviderError::wrong_credentials())
     );
-    assert!(!ProviderError::WrongCredentials.is_retryable());
+    assert!(!ProviderError::wrong_credentials().is_retryable());
 
     assert_eq!(good.list_zones().await.unwrap(), [ZONE]);
     assert_eq!(good.find_zone("mx.chat.example.org").await.unwrap(), ZONE);
@@ -124,16 +127,16 @@ async fn rfc2136_errors(server: std::net::SocketAddr, secret: &str) {
     let wrong_secret = tsig(server, ZONE, "portal", OTHER_SECRET);
     assert_eq!(
         wrong_secret.apply(ZONE, &one_change()).await,
-        Err(ProviderError::WrongCredentials)
+        Err(ProviderError::wrong_credentials())
     );
     assert_eq!(
         wrong_secret.read(ZONE).await,
-        Err(ProviderError::WrongCredentials)
+        Err(ProviderError::wrong_credentials())
     );
     let wrong_name = tsig(server, ZONE, "someone-else", secret);
     assert_eq!(
         wrong_name.apply(ZONE, &one_change()).await,
-        Err(ProviderError::WrongCredentials)
+        Err(ProviderError::wrong_credentials())
     );
     assert_unchanged(&good).await;
 
@@ -174,7 +177,7 @@ async fn rfc2136_errors_powerdns() {
     let intruder = tsig(server.dns_addr(), ZONE, "intruder", OTHER_SECRET);
     assert_eq!(
         intruder.apply(ZONE, &one_change()).await,
-        Err(ProviderError::PermissionDenied)
+        Err(ProviderError::permission_denied())
     );
     let provider = tsig(server.dns_addr(), ZONE, "portal", server.tsig_secret());
     server.stop();
@@ -204,7 +207,7 @@ async fn rfc2136_without_transfer_permission() {
     let provider = tsig(knot.dns_addr(), ZONE, "portal", knot.tsig_secret());
     assert_eq!(
         provider.read(ZONE).await,
-        Err(ProviderError::PermissionDenied)
+        Err(ProviderError::permission_denied())
     );
     let desired = plan().ready_records();
     let current = provider

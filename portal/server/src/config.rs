@@ -57,6 +57,17 @@ pub struct Config {
     #[arg(long, env = "PORTAL_SECRET_KEYS", hide_env_values = true)]
     pub secret_keys: Option<String>,
 
+    /// Directory with the base images (`chatmail-<target>.img` and `.json`, made by
+    /// appliance/scripts/build-images.sh); the portal keeps its compressed-chunk caches and
+    /// personalized images below it (`cache/`, `personalized/`), so it must be writable.
+    /// Without it the download step says that no images are offered.
+    #[arg(long, env = "PORTAL_IMAGES_DIR")]
+    pub images_dir: Option<PathBuf>,
+
+    /// Image downloads that may run at the same time (in all; two per group).
+    #[arg(long, env = "PORTAL_MAX_DOWNLOADS", default_value_t = 8)]
+    pub max_downloads: usize,
+
     /// Log format.
     #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

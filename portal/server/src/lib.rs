@@ -12,7 +12,9 @@ pub mod dns_status;
 pub mod embedded_pg;
 pub mod forms;
 pub mod health;
+pub mod images;
 pub mod operator_cli;
+pub mod probes;
 pub mod relay_config;
 pub mod secrets;
 pub mod startup;
@@ -61,6 +63,8 @@ pub struct AppState {
     pub keyring: Arc<chatmail_dns_providers::credentials::Keyring>,
     /// Wakes this process's DNS job runner when a job is queued here.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// The device images this portal personalizes and streams.
+    pub images: images::Images,
 }
 
 /// Paths whose pages need a signed-in person; anonymous visitors are sent to sign in.
@@ -123,7 +127,19 @@ pub fn router(state: AppState, sessions: PostgresStore) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
-        .layer(CompressionLayer::new())
+        // Responses that support byte ranges (image downloads) go out as they are: their
+        // lengths and ranges count the bytes sent.
+        .layer(CompressionLayer::new().compress_when(
+            tower_http::compression::predicate::Predicate::and(
+                tower_http::compression::predicate::DefaultPredicate::new(),
+                |_: http::StatusCode,
+                 _: http::Version,
+                 headers: &http::HeaderMap,
+                 _: &http::Extensions| {
+                    !headers.contains_key(header::ACCEPT_RANGES)
+                },
+            ),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -34,6 +34,8 @@ pub enum StartupError {
     Listen { addr: SocketAddr, source: io::Error },
     #[error("serving HTTP failed: {0}")]
     Serve(io::Error),
+    #[error(transparent)]
+    Images(#[from] crate::images::ImagesError),
 }
 
 /// The database the portal works on, and what must stay alive while it is used.
@@ -102,6 +104,8 @@ impl Database {
 /// Runs the portal until SIGTERM or SIGINT, then shuts down in order: stop taking
 /// requests, finish those in flight, close the pool, stop the private database.
 pub async fn run(config: Config) -> Result<(), StartupError> {
+    // Base images first: a corrupt one stops the start before anything else runs.
+    let images = load_images(&config).await?;
     let database = Database::open(&config).await?;
     let keyring = match crate::secrets::load(config.secret_keys.as_deref(), database.data_dir()) {
         Ok(keyring) => keyring,
@@ -110,7 +114,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             return Err(err.into());
         }
     };
-    let result = serve(&config, database.pool.clone(), keyring).await;
+    let result = serve(&config, database.pool.clone(), keyring, images).await;
     database.close().await;
     result
 }
@@ -119,6 +123,7 @@ async fn serve(
     config: &Config,
     pool: PgPool,
     keyring: chatmail_dns_providers::credentials::Keyring,
+    images: crate::images::Images,
 ) -> Result<(), StartupError> {
     let sessions = PostgresStore::new(pool.clone());
     sessions
@@ -156,6 +161,7 @@ async fn serve(
             assets,
             keyring,
             jobs_wake,
+            images,
             settings: Arc::new(Settings {
                 base_url: config.base_url(),
                 behind_proxy: config.behind_proxy,
@@ -189,6 +195,21 @@ async fn serve(
     cleanup.abort();
     jobs.abort();
     served.map_err(StartupError::Serve)
+}
+
+/// Loads and verifies the base images (hashing each in full) on a blocking thread.
+pub async fn load_images(config: &Config) -> Result<crate::images::Images, StartupError> {
+    let Some(dir) = config.images_dir.clone() else {
+        return Ok(crate::images::Images::none());
+    };
+    let limits = crate::images::Limits {
+        concurrent: config.max_downloads.max(1),
+        ..Default::default()
+    };
+    tokio::task::spawn_blocking(move || crate::images::Images::load(&dir, limits))
+        .await
+        .map_err(|err| StartupError::Serve(io::Error::other(err.to_string())))?
+        .map_err(StartupError::from)
 }
 
 async fn shutdown_signal() {

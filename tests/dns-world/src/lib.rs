@@ -14,9 +14,22 @@
 //! Besides these in-process servers, [`pdns`] and [`knot`] start real PowerDNS and Knot
 //! servers (Debian packages `pdns-server`, `pdns-backend-sqlite3`, `sqlite3`, `knot`) for
 //! the tests that write records through a DNS provider.
+//!
+//! For the cloud DNS APIs and the sign-in flows there are HTTP stand-ins on loopback:
+//! [`cloud_mocks`] (Cloudflare, DigitalOcean, Linode, Hetzner, deSEC, Gandi, Porkbun,
+//! Namecheap, OVHcloud), [`oauth_server`] (an OAuth 2.0 authorization server with PKCE,
+//! refresh and revocation, and a consent page a browser can click) and
+//! [`domain_connect_server`] (a Domain Connect DNS provider).
 
+// The mock handlers answer with a ready HTTP response as their error, so their `Err` is
+// large by design; their shared state is a plain map of maps.
+#[allow(clippy::result_large_err, clippy::type_complexity)]
+pub mod cloud_mocks;
 mod daemon;
+pub mod domain_connect_server;
 pub mod knot;
+#[allow(clippy::result_large_err, clippy::type_complexity)]
+pub mod oauth_server;
 pub mod pdns;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -2,6 +2,7 @@
 
 mod accounts;
 pub mod dns_steps;
+pub mod download;
 mod groups;
 mod invite;
 mod landing;

@@ -218,13 +218,8 @@ fn step_form(
             />
         }
         .into_any(),
-        StepData::Download => view! {
-            <p>"Your relay's disk image will be offered here: a Raspberry Pi or virtual-machine image made for your relay, to flash and boot."</p>
-            <div class="flash flash-info" role="status"><p>"This portal cannot build images yet. The rest of the setup is saved; come back when images are available."</p></div>
-            <form method="post" action=action>
-                <CsrfField token=csrf />
-                {continue_button("Continue to the status page")}
-            </form>
+        StepData::Download(data) => view! {
+            <crate::pages::download::DownloadView data action csrf group_id />
         }
         .into_any(),
         StepData::Status { mail_domain, report, ignored, qr_svg } => {

@@ -37,13 +37,17 @@ fn who_heading(who: WhoActs) -> &'static str {
         WhoActs::YouAtRegistrar => "To do at your registrar (where you bought the domain)",
         WhoActs::HostingProvider => "Ask your hosting provider",
         WhoActs::Isp => "Ask your internet provider",
+        WhoActs::YouAtRouter => "To do in your router's settings",
+        WhoActs::YouAtDevice => "To do at the device",
         WhoActs::PortalAdmin => "For whoever runs this portal",
         WhoActs::Wait => "Nothing to do: this fixes itself, please wait",
         WhoActs::Nobody => "Good to know",
     }
 }
 
-const WHO_ORDER: [WhoActs; 7] = [
+const WHO_ORDER: [WhoActs; 9] = [
+    WhoActs::YouAtDevice,
+    WhoActs::YouAtRouter,
     WhoActs::YouAtDnsProvider,
     WhoActs::YouAtRegistrar,
     WhoActs::HostingProvider,

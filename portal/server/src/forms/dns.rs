@@ -171,14 +171,14 @@ pub fn label(credentials: &Credentials) -> String {
         Credentials::Rfc2136 {
             server, key_name, ..
         } => format!("DNS updates to {server} (key {key_name})"),
+        other => chatmail_dns_providers::guides::token_guide(other.provider_id())
+            .map(|guide| guide.name.to_string())
+            .unwrap_or_else(|| other.provider_id().to_string()),
     }
 }
 
 fn kind(credentials: &Credentials) -> &'static str {
-    match credentials {
-        Credentials::PowerDns { .. } => "powerdns",
-        Credentials::Rfc2136 { .. } => "rfc2136",
-    }
+    credentials.kind()
 }
 
 /// Step 2 for a group's own domain: connect a provider, or choose to enter records by hand.

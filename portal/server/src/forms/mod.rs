@@ -9,6 +9,7 @@
 
 mod accounts;
 pub mod dns;
+pub mod download;
 mod groups;
 mod operator;
 mod setup;
@@ -61,6 +62,19 @@ pub fn routes() -> Router<AppState> {
         .route("/groups/{id}/dns/apply", post(dns::apply))
         .route("/groups/{id}/dns/remove", post(dns::remove))
         .route("/groups/{id}/zone-file", axum::routing::get(dns::zone_file))
+        .route(
+            "/groups/{id}/download/{file}",
+            axum::routing::get(download::group_image),
+        )
+        .route("/groups/{id}/imager-link", post(download::new_imager_link))
+        .route(
+            "/imager/{token}/os-list.json",
+            axum::routing::get(download::imager_list),
+        )
+        .route(
+            "/imager/{token}/{file}",
+            axum::routing::get(download::imager_image),
+        )
         .route("/groups/{id}/dns-check", post(status::recheck))
         .route("/groups/{id}/dns-check/ignore", post(status::ignore))
         .route("/groups/{id}/dns-check/unignore", post(status::unignore))

@@ -309,10 +309,7 @@ pub async fn connect_zone(
         Err(flash) => return flash.redirect(&session, BACK).await,
     };
     let label = super::dns::label(&credentials);
-    let kind = match credentials {
-        chatmail_dns_providers::credentials::Credentials::PowerDns { .. } => "powerdns",
-        chatmail_dns_providers::credentials::Credentials::Rfc2136 { .. } => "rfc2136",
-    };
+    let kind = credentials.kind();
     let saved = db::dns::save_connection(
         &state.pool,
         db::dns::Owner::FreeZone(zone_id),

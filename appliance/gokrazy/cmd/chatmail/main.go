@@ -1,0 +1,39 @@
+// Command chatmail runs the relay's Rust appliance under gokrazy's supervision.
+//
+// gokrazy supervises only Go programs under /gokrazy and /user (research/gokrazy.md §4),
+// so this launcher replaces itself with the static Rust binary from the read-only root:
+// after exec, restarts, signals, the process group and the captured output all apply to
+// the appliance directly. Arguments given to the launcher are passed on after `run`.
+package main
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// appliance is where the packer puts the Rust binary.
+const appliance = "/usr/local/bin/chatmail-appliance"
+
+// environment the appliance needs on gokrazy, which has no libc, no /etc/passwd and keeps
+// its CA bundle at a Go-specific path.
+var environment = []string{
+	"SSL_CERT_FILE=/etc/ssl/ca-bundle.pem",
+	"CHATMAIL_MADDY_BIN=/usr/local/bin/maddy",
+}
+
+func main() {
+	// --gokrazy: grow /perm and make the device's gokrazy password at first boot;
+	// --console: say what happens (and what is wrong) on the device's console too, since
+	// gokrazy keeps a service's own output only in its web interface.
+	args := append([]string{appliance, "run", "--gokrazy", "--console", "/dev/console"}, os.Args[1:]...)
+	env := append(os.Environ(), environment...)
+	if os.Getenv("RUST_LOG") == "" {
+		env = append(env, "RUST_LOG=info")
+	}
+	err := syscall.Exec(appliance, args, env)
+	// Only reached when exec failed: say so on the console, and exit non-zero so gokrazy
+	// retries (a missing binary is a broken image, which the log makes plain).
+	fmt.Fprintf(os.Stderr, "chatmail: cannot start %s: %v\n", appliance, err)
+	os.Exit(1)
+}
