@@ -226,7 +226,17 @@ impl Appliance {
             .join(format!("appliance-{}.log", self.starts));
         let mut child = GroupChild::spawn("chatmail-appliance", command, &log_path);
         for port in [p.https, p.metrics, p.imaps, p.submissions] {
-            wait_for_port(port, Duration::from_secs(120), || child.assert_running()).await;
+            let limit = Duration::from_secs(120);
+            let waited = tokio::time::timeout(
+                limit,
+                wait_for_port(port, limit * 2, || child.assert_running()),
+            )
+            .await;
+            assert!(
+                waited.is_ok(),
+                "nothing listened on port {port} after {limit:?}; appliance log:\n{}",
+                child.log()
+            );
         }
         RunningAppliance {
             child,

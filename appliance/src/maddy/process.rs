@@ -73,6 +73,13 @@ impl MaddySupervisor {
                 self.config_text.as_bytes(),
                 0o600,
             )?;
+            // A Maddy killed with the appliance leaves its unix socket behind, and Maddy
+            // refuses to bind over it.
+            match std::fs::remove_file(self.paths.store_socket()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!("removing Maddy's old socket: {e}"),
+            }
             let started = Instant::now();
             let mut child = self.spawn()?;
             let pid = child.id().map(|p| p as i32);
