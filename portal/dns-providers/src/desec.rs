@@ -272,7 +272,9 @@ impl DnsProvider for Desec {
                     values,
                     ..
                 }) => bulk.push(json!({
-                    "subname": relative(&name, &zone), "type": rtype, "ttl": ttl,
+                    // deSEC refuses every RRset of a PATCH below the domain's minimum,
+                    // also one that keeps an older, lower TTL of someone else's values.
+                    "subname": relative(&name, &zone), "type": rtype, "ttl": self.clamp(ttl),
                     "records": values,
                 })),
             }
