@@ -7,8 +7,7 @@
 //!   messages per minute per sender with bursts of `burst` (`450 4.7.1: Too much mail
 //!   from …`); the `From:` address must equal the envelope sender (`500 Invalid FROM …`);
 //!   the message must be PGP/MIME-encrypted with only session-key packets and one SEIPD
-//!   packet, or a Secure-Join `vc-request`/`vg-request`, or a self-addressed Autocrypt
-//!   Setup Message; anything else is `523 Encryption Needed: Invalid Unencrypted Mail`.
+//!   packet, or a Secure-Join `vc-request`/`vg-request`; anything else is `523 Encryption Needed: Invalid Unencrypted Mail`.
 //! * **Incoming** (port 25 and `/mxdeliv`): at most the size limit (`552`); encrypted or
 //!   Secure-Join messages, or delivery reports from `mailer-daemon@`; everything else is
 //!   `523`. What passes must carry a DKIM signature of its `From:` domain
@@ -18,9 +17,10 @@
 //! no I/O except the DNS lookups of DKIM keys, so it is tested on the message corpus
 //! (`tests/corpus/`) without sockets, fuzzed, and benchmarked (`benches/encryption_check.rs`).
 //!
-//! Decision where upstream is unknown: the self-sent Autocrypt Setup Message exception is
-//! kept as in the last filtermail source that could be read (research/chatmail.md open
-//! question 1); see [`ALLOW_SELF_SENT_AUTOCRYPT_SETUP`].
+//! Decision where upstream is unknown: the self-sent Autocrypt Setup Message exception of
+//! older filtermail versions (research/chatmail.md open question 1) is off, as the issue
+//! asks (only Secure-Join requests pass unencrypted; filtermail PR #157 removed the other
+//! passthroughs); see [`ALLOW_SELF_SENT_AUTOCRYPT_SETUP`].
 
 pub mod address;
 pub mod dkim;
@@ -33,8 +33,8 @@ use std::time::Instant;
 
 use mime::Entity;
 
-/// Whether a self-addressed Autocrypt Setup Message may leave unencrypted (see above).
-pub const ALLOW_SELF_SENT_AUTOCRYPT_SETUP: bool = true;
+/// Whether a self-addressed Autocrypt Setup Message may leave unencrypted (off; see above).
+pub const ALLOW_SELF_SENT_AUTOCRYPT_SETUP: bool = false;
 
 /// An SMTP reply: the code and the whole line as upstream writes it (code included).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,5 +390,7 @@ pub fn strip_for_local_delivery(message: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+#[cfg(test)]
+mod corpus_tests;
 #[cfg(test)]
 mod tests;
