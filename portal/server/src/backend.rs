@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use chatmail_portal_app::api::{
     backend::Backend, AppError, AuditRow, ChangeRow, ConflictRow, ConnectionInfo, DetectedProvider,
-    DiffView, FreeZone, GroupPage, GroupSummary, Hardware, InviteInfo, InviteLinkState, InvitePage,
-    InviteState, JobView, Member, MyGroups, OperatorGroupRow, OperatorPage, OperatorSettings,
-    OperatorZone, PageContext, PlannedRecordRow, Role, SettingsForm, SetupPage, SetupStep,
-    StepData, Viewer,
+    DiffView, FreeZone, GroupPage, GroupSummary, GuideField, Hardware, InviteInfo, InviteLinkState,
+    InvitePage, InviteState, JobView, Member, MyGroups, OperatorGroupRow, OperatorPage,
+    OperatorSettings, OperatorZone, PageContext, PlannedRecordRow, ProviderChoice, Role,
+    SettingsForm, SetupPage, SetupStep, StepData, TokenGuide, Viewer,
 };
 use chatmail_shared::{
     public_address::check_public, DeviceFacts, DnsPlan, MailDomain, PlannedValue, RelayConfig,
@@ -311,10 +311,7 @@ impl PortalBackend {
                 let connection = db::dns::connection_for_group(pool, relay.group_id)
                     .await
                     .map_err(db_error)?
-                    .map(|c| ConnectionInfo {
-                        label: c.label,
-                        zone: c.zone,
-                    });
+                    .map(connection_info);
                 if relay.free_zone_id.is_some() {
                     StepData::Dns {
                         mail_domain: domain.to_unicode(),
@@ -324,18 +321,23 @@ impl PortalBackend {
                         lookup_problem: None,
                         connection,
                         mode: Some("portal".into()),
+                        choices: Vec::new(),
                     }
                 } else {
                     let resolvers = match self.state.settings.dns.resolver {
                         Some(resolver) => Resolvers::Servers(vec![resolver]),
                         None => Resolvers::System,
                     };
+                    let mut detected_id = None;
                     let (nameservers, provider, lookup_problem) =
                         match detect(domain.as_str(), &resolvers).await {
                             Ok(found) => (
                                 found.nameservers,
                                 found.provider.map(|p| DetectedProvider {
-                                    name: p.name.to_string(),
+                                    name: {
+                                        detected_id = Some(p.id);
+                                        p.name.to_string()
+                                    },
                                     methods: p
                                         .ways
                                         .iter()
@@ -355,6 +357,7 @@ impl PortalBackend {
                         lookup_problem,
                         connection,
                         mode: relay.dns_mode.clone(),
+                        choices: provider_choices(&self.state.dns_providers, detected_id),
                     }
                 }
             }
@@ -383,7 +386,15 @@ impl PortalBackend {
                     .await
                     .map_err(db_error)?;
                 let (preview, preview_problem) = if connection.is_some() {
-                    match dns_apply::preview(pool, &self.state.keyring, relay, false).await {
+                    match dns_apply::preview(
+                        pool,
+                        &self.state.keyring,
+                        &self.state.dns_providers,
+                        relay,
+                        false,
+                    )
+                    .await
+                    {
                         Ok(preview) => (Some(diff_view(&preview.diff)), None),
                         Err(err) => (None, Some(err.to_string())),
                     }
@@ -409,10 +420,7 @@ impl PortalBackend {
                     } else {
                         relay.dns_mode.clone()
                     },
-                    connection: connection.map(|c| ConnectionInfo {
-                        label: c.label,
-                        zone: c.zone,
-                    }),
+                    connection: connection.map(connection_info),
                     preview,
                     preview_problem,
                     job,
@@ -499,6 +507,68 @@ pub fn plan_rows(config: &RelayConfig) -> Vec<PlannedRecordRow> {
             }
         })
         .collect()
+}
+
+/// A connection as people may see it.
+fn connection_info(c: db::dns::Connection) -> ConnectionInfo {
+    ConnectionInfo {
+        signed_in: c.kind == "oauth",
+        label: c.label,
+        zone: c.zone,
+        provider: c.provider,
+        problem: c.problem,
+    }
+}
+
+/// Every cloud provider this portal can connect, with the ways it offers (signing in only
+/// where the portal has client credentials, Namecheap only with its allow-listed address),
+/// the detected provider first.
+fn provider_choices(
+    providers: &crate::dns_providers::Providers,
+    detected: Option<&str>,
+) -> Vec<ProviderChoice> {
+    use chatmail_dns_providers::{detect::PROVIDERS, guides};
+    let mut out: Vec<ProviderChoice> = crate::dns_providers::TOKEN_PROVIDERS
+        .iter()
+        .filter_map(|id| {
+            let known = PROVIDERS.iter().find(|p| p.id == *id)?;
+            let offered = providers.offered(id, known.ways);
+            let token = offered
+                .contains(&ConnectWay::ApiToken)
+                .then(|| guides::token_guide(id))
+                .flatten()
+                .map(|g| TokenGuide {
+                    steps: g.steps.iter().map(|s| s.to_string()).collect(),
+                    permission: g.permission.to_string(),
+                    portal_does: g.portal_does.to_string(),
+                    help_url: g.help_url.to_string(),
+                    fields: g
+                        .fields
+                        .iter()
+                        .map(|f| GuideField {
+                            name: f.name.to_string(),
+                            label: f.label.to_string(),
+                            secret: f.secret,
+                            help: f.help.to_string(),
+                        })
+                        .collect(),
+                    note: (*id == "namecheap")
+                        .then(|| providers.namecheap_client_ip())
+                        .flatten()
+                        .map(|ip| format!("The portal's address for the allow-list: {ip}")),
+                });
+            let sign_in = offered.contains(&ConnectWay::OAuth);
+            (sign_in || token.is_some()).then(|| ProviderChoice {
+                id: id.to_string(),
+                name: known.name.to_string(),
+                detected: detected == Some(*id),
+                sign_in,
+                token,
+            })
+        })
+        .collect();
+    out.sort_by_key(|c| !c.detected);
+    out
 }
 
 fn way_label(way: ConnectWay) -> &'static str {

@@ -68,6 +68,10 @@ pub struct Config {
     #[arg(long, env = "PORTAL_MAX_DOWNLOADS", default_value_t = 8)]
     pub max_downloads: usize,
 
+    /// Cloud DNS providers: sign-in clients, Namecheap's allow-listed address, addresses.
+    #[command(flatten)]
+    pub dns_providers: crate::dns_providers::ProviderFlags,
+
     /// Log format.
     #[arg(long, env = "PORTAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::{
     db::{self, dns::Connection, relays::RelayRow},
+    dns_providers::Providers,
     relay_config,
 };
 
@@ -64,15 +65,78 @@ pub struct Preview {
     pub diff: Diff,
 }
 
-/// Opens the connection's credentials and makes its provider.
-pub fn provider_for(
+/// Opens the connection's credentials and makes its provider. Sign-in tokens that expire
+/// soon are refreshed first and stored again, sealed; a refused refresh (access withdrawn
+/// at the provider) is recorded as the connection's problem, so the wizard asks the person
+/// to connect again.
+pub async fn provider_for(
+    pool: &PgPool,
     keyring: &Keyring,
+    providers: &Providers,
     connection: &Connection,
 ) -> Result<Box<dyn DnsProvider>, ApplyError> {
-    let credentials: Credentials = keyring
-        .open(&connection.sealed_credentials, &connection.id.to_string())
+    let context = connection.id.to_string();
+    let mut credentials: Credentials = keyring
+        .open(&connection.sealed_credentials, &context)
         .map_err(|err| ApplyError::Credentials(err.to_string()))?;
-    Ok(credentials.provider()?)
+    if let Credentials::OAuth(tokens) = &credentials {
+        let Some(client) = providers.oauth(tokens.provider) else {
+            let err = ProviderError::WrongCredentials {
+                advice: Some(format!(
+                    "Signing in with {} is no longer set up on this portal. Connect your DNS \
+                     provider again in step 2.",
+                    tokens.provider.display_name()
+                )),
+            };
+            return Err(noted(pool, connection, err).await);
+        };
+        match client.fresh(tokens).await {
+            Ok(None) => {}
+            Ok(Some(new)) => {
+                credentials = Credentials::OAuth(new);
+                let sealed = keyring
+                    .seal(&credentials, &context)
+                    .map_err(|err| ApplyError::Credentials(err.to_string()))?;
+                db::dns::update_credentials(pool, connection.id, &sealed).await?;
+            }
+            Err(err) => {
+                let err = err.to_provider_error();
+                return Err(if err.needs_person() {
+                    noted(pool, connection, err).await
+                } else {
+                    err.into()
+                });
+            }
+        }
+    }
+    Ok(providers.provider(&credentials)?)
+}
+
+/// Records a problem the person must solve on the connection, and passes it on.
+async fn noted(pool: &PgPool, connection: &Connection, err: ProviderError) -> ApplyError {
+    if let Err(db) = db::dns::set_problem(pool, connection.id, Some(&err.to_string())).await {
+        return db.into();
+    }
+    err.into()
+}
+
+/// Records the outcome of using a connection: a key or sign-in problem is kept for the
+/// wizard; success clears an earlier one.
+async fn settle<T>(
+    pool: &PgPool,
+    connection: &Connection,
+    result: Result<T, ProviderError>,
+) -> Result<T, ApplyError> {
+    match result {
+        Ok(value) => {
+            if connection.problem.is_some() {
+                db::dns::set_problem(pool, connection.id, None).await?;
+            }
+            Ok(value)
+        }
+        Err(err) if err.needs_person() => Err(noted(pool, connection, err).await),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// The records the relay needs, within the connection's zone.
@@ -89,6 +153,17 @@ fn desired(relay: &RelayRow, zone: &str) -> Result<Vec<DnsRecord>, ApplyError> {
         .into_iter()
         .filter(|record| chatmail_dns_providers::provider::in_zone(&record.name, zone))
         .collect())
+}
+
+/// The records as this provider stores them: TTLs raised to its minimum (or its fixed
+/// steps), so the next comparison does not see a difference that cannot go away, and
+/// without the records it cannot hold (e.g. SRV at Namecheap), which the records step
+/// lists for entering by hand.
+fn fit(provider: &dyn DnsProvider, zone: &str, wanted: Vec<DnsRecord>) -> Vec<DnsRecord> {
+    chatmail_dns_providers::with_effective_ttls(provider, &wanted)
+        .into_iter()
+        .filter(|record| provider.unsupported(zone, record).is_none())
+        .collect()
 }
 
 /// The names whose records matter: what the relay needs and what the portal wrote before.
@@ -108,20 +183,22 @@ fn names(wanted: &[DnsRecord], owned: &[chatmail_dns_providers::OwnedValue]) -> 
 pub async fn preview(
     pool: &PgPool,
     keyring: &Keyring,
+    providers: &Providers,
     relay: &RelayRow,
     removing: bool,
 ) -> Result<Preview, ApplyError> {
     let connection = db::dns::connection_for_group(pool, relay.group_id)
         .await?
         .ok_or(ApplyError::NoConnection)?;
-    let provider = provider_for(keyring, &connection)?;
-    let current = provider.read(&connection.zone).await?;
+    let provider = provider_for(pool, keyring, providers, &connection).await?;
+    let current = settle(pool, &connection, provider.read(&connection.zone).await).await?;
     let owned = db::dns::owned(pool, relay.group_id).await?;
     let wanted = if removing {
         Vec::new()
     } else {
         desired(relay, &connection.zone)?
     };
+    let wanted = fit(provider.as_ref(), &connection.zone, wanted);
     Ok(Preview {
         diff: diff(&wanted, &current, &owned),
         connection,
@@ -132,6 +209,7 @@ pub async fn preview(
 async fn run_once(
     pool: &PgPool,
     keyring: &Keyring,
+    providers: &Providers,
     job: &db::dns::Job,
 ) -> Result<String, ApplyError> {
     let relay = db::relays::by_group(pool, job.group_id)
@@ -140,23 +218,34 @@ async fn run_once(
     let connection = db::dns::connection_for_group(pool, job.group_id)
         .await?
         .ok_or(ApplyError::NoConnection)?;
-    let provider = provider_for(keyring, &connection)?;
+    let provider = provider_for(pool, keyring, providers, &connection).await?;
     let owned = db::dns::owned(pool, job.group_id).await?;
     let wanted = if job.action == "remove" {
         Vec::new()
     } else {
         desired(&relay, &connection.zone)?
     };
-    let current = provider
-        .read_names(&connection.zone, &names(&wanted, &owned))
-        .await?;
+    let wanted = fit(provider.as_ref(), &connection.zone, wanted);
+    let current = settle(
+        pool,
+        &connection,
+        provider
+            .read_names(&connection.zone, &names(&wanted, &owned))
+            .await,
+    )
+    .await?;
     let confirmed: BTreeSet<String> = job.confirmed.iter().cloned().collect();
     let plan = diff(&wanted, &current, &owned);
     let changes = plan.changes(&confirmed);
     let after = plan.ownership_after(&confirmed);
     db::dns::claim(pool, job.group_id, &after).await?;
     if !changes.is_empty() {
-        provider.apply(&connection.zone, &changes).await?;
+        settle(
+            pool,
+            &connection,
+            provider.apply(&connection.zone, &changes).await,
+        )
+        .await?;
     }
     db::dns::replace_owned(pool, job.group_id, &after).await?;
     let open = plan
@@ -177,10 +266,15 @@ async fn run_once(
 }
 
 /// Runs jobs until the process ends. `wake` is notified when this process queues one.
-pub async fn run_jobs(pool: PgPool, keyring: Arc<Keyring>, wake: Arc<Notify>) {
+pub async fn run_jobs(
+    pool: PgPool,
+    keyring: Arc<Keyring>,
+    providers: Arc<Providers>,
+    wake: Arc<Notify>,
+) {
     loop {
         match db::dns::claim_next(&pool, STALE_AFTER_SECS).await {
-            Ok(Some(job)) => run_job(&pool, &keyring, job).await,
+            Ok(Some(job)) => run_job(&pool, &keyring, &providers, job).await,
             Ok(None) => {
                 let _ = tokio::time::timeout(POLL, wake.notified()).await;
             }
@@ -192,7 +286,7 @@ pub async fn run_jobs(pool: PgPool, keyring: Arc<Keyring>, wake: Arc<Notify>) {
     }
 }
 
-async fn run_job(pool: &PgPool, keyring: &Keyring, job: db::dns::Job) {
+async fn run_job(pool: &PgPool, keyring: &Keyring, providers: &Providers, job: db::dns::Job) {
     tracing::info!(job = %job.id, group = %job.group_id, action = %job.action, attempt = job.attempts, "DNS job started");
     let beat = {
         let pool = pool.clone();
@@ -204,7 +298,7 @@ async fn run_job(pool: &PgPool, keyring: &Keyring, job: db::dns::Job) {
             }
         })
     };
-    let outcome = run_once(pool, keyring, &job).await;
+    let outcome = run_once(pool, keyring, providers, &job).await;
     beat.abort();
     let recorded = match outcome {
         Ok(summary) => {

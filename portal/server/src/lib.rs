@@ -8,6 +8,7 @@ pub mod config;
 pub mod data_dir;
 pub mod db;
 pub mod dns_apply;
+pub mod dns_providers;
 pub mod dns_status;
 pub mod embedded_pg;
 pub mod forms;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub keyring: Arc<chatmail_dns_providers::credentials::Keyring>,
     /// Wakes this process's DNS job runner when a job is queued here.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// The cloud DNS providers offered, their sign-in clients and addresses.
+    pub dns_providers: Arc<dns_providers::Providers>,
     /// The device images this portal personalizes and streams.
     pub images: images::Images,
 }

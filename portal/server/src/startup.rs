@@ -36,6 +36,8 @@ pub enum StartupError {
     Serve(io::Error),
     #[error(transparent)]
     Images(#[from] crate::images::ImagesError),
+    #[error("DNS provider settings: {0}")]
+    DnsProviders(String),
 }
 
 /// The database the portal works on, and what must stay alive while it is used.
@@ -143,9 +145,14 @@ async fn serve(
 
     let keyring = Arc::new(keyring);
     let jobs_wake = Arc::new(tokio::sync::Notify::new());
+    let dns_providers = Arc::new(
+        crate::dns_providers::Providers::new(&config.dns_providers, &config.base_url())
+            .map_err(StartupError::DnsProviders)?,
+    );
     let jobs = tokio::spawn(crate::dns_apply::run_jobs(
         pool.clone(),
         keyring.clone(),
+        dns_providers.clone(),
         jobs_wake.clone(),
     ));
     let assets = Assets::load(&config.site_root());
@@ -161,6 +168,7 @@ async fn serve(
             assets,
             keyring,
             jobs_wake,
+            dns_providers,
             images,
             settings: Arc::new(Settings {
                 base_url: config.base_url(),

@@ -284,6 +284,54 @@ pub struct DetectedProvider {
 pub struct ConnectionInfo {
     pub label: String,
     pub zone: String,
+    /// The cloud provider's id (`cloudflare`, …), for a cloud connection.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// The connection was made by signing in with the provider.
+    #[serde(default)]
+    pub signed_in: bool,
+    /// Why it stopped working (a withdrawn sign-in, a refused key): connect again.
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// One DNS provider the portal can connect, with the ways this portal offers for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderChoice {
+    /// Stable id, e.g. `hetzner`.
+    pub id: String,
+    pub name: String,
+    /// It serves the relay's domain (found from the name servers).
+    pub detected: bool,
+    /// "Sign in with …" is offered (the portal has OAuth client credentials for it).
+    pub sign_in: bool,
+    /// The token or key form, if offered.
+    pub token: Option<TokenGuide>,
+}
+
+/// A guided token or key form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenGuide {
+    /// Where to click at the provider, step by step.
+    pub steps: Vec<String>,
+    /// The least permission to grant.
+    pub permission: String,
+    /// What the portal will do with it.
+    pub portal_does: String,
+    /// The provider's own page about it.
+    pub help_url: String,
+    pub fields: Vec<GuideField>,
+    /// Something to enter at the provider, e.g. the portal's address for an allow-list.
+    pub note: Option<String>,
+}
+
+/// One field of a token form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuideField {
+    pub name: String,
+    pub label: String,
+    pub secret: bool,
+    pub help: String,
 }
 
 /// One change the portal would make, in words.
@@ -331,6 +379,8 @@ pub struct JobView {
     pub retry_in_secs: Option<u64>,
 }
 
+// One value per page load: its size does not matter, boxing would only clutter the pages.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StepData {
     Domain {
@@ -349,6 +399,9 @@ pub enum StepData {
         connection: Option<ConnectionInfo>,
         /// `connected`, `manual` or `portal`, once chosen.
         mode: Option<String>,
+        /// The cloud providers offered: the detected one first.
+        #[serde(default)]
+        choices: Vec<ProviderChoice>,
     },
     Settings(SettingsForm),
     Hardware {

@@ -1,11 +1,16 @@
-//! The wizard's two DNS steps: connecting the provider (step 2) and reviewing and writing
-//! the records (step 5), with the dry run shown in words before anything is written.
+//! The wizard's two DNS steps: connecting the provider (step 2: the detected provider
+//! first, a sign-in button or a guided token form per provider this portal offers, then
+//! self-hosted servers and "by hand") and reviewing and writing the records (step 5), with
+//! the dry run shown in words before anything is written.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
 
 use crate::{
-    api::{ConnectionInfo, DetectedProvider, DiffView, Flash, JobView, PlannedRecordRow},
+    api::{
+        ConnectionInfo, DetectedProvider, DiffView, Flash, JobView, PlannedRecordRow,
+        ProviderChoice, TokenGuide,
+    },
     components::{CopyButton, CsrfField, Field},
     pages::status::Refresh,
 };
@@ -20,6 +25,7 @@ pub fn ConnectStep(
     lookup_problem: Option<String>,
     connection: Option<ConnectionInfo>,
     mode: Option<String>,
+    choices: Vec<ProviderChoice>,
     action: String,
     csrf: String,
     group_id: String,
@@ -37,6 +43,14 @@ pub fn ConnectStep(
     }
     let connect = format!("/groups/{group_id}/dns/connect");
     let done = connection.is_some() || mode.as_deref() == Some("manual");
+    let supported = provider
+        .as_ref()
+        .is_some_and(|p| choices.iter().any(|c| c.detected && c.name == p.name));
+    let reconnect_choice = connection
+        .as_ref()
+        .filter(|c| c.problem.is_some())
+        .and_then(|c| c.provider.clone())
+        .and_then(|id| choices.iter().find(|c| c.id == id).cloned());
     view! {
         <p>{format!("The DNS records of {mail_domain} must say where your relay is. They live at your DNS provider.")}</p>
         {lookup_problem.map(|problem| view! { <div class="flash flash-error" role="alert"><p>{problem}</p></div> })}
@@ -49,23 +63,55 @@ pub fn ConnectStep(
                 <p id="dns-provider">"Your DNS provider is " <strong>{provider.name.clone()}</strong> "."
                     {provider.domain_connect.then_some(" It supports Domain Connect.")}
                 </p>
-                <p class="hint">{format!(
-                    "Connecting {} directly is not available on this portal yet; choose \u{201c}I will enter the records myself\u{201d} and the portal lists each record for you.",
-                    provider.name
-                )}</p>
+                <p class="hint">{if supported {
+                    format!("Connect {} below: the portal then writes the records itself, after showing you what it will change.", provider.name)
+                } else {
+                    format!(
+                        "Connecting {} directly is not available on this portal; choose \u{201c}I will enter the records myself\u{201d} and the portal lists each record for you.",
+                        provider.name
+                    )
+                }}</p>
             }.into_any(),
             None => view! { <p id="dns-provider">"The portal does not recognise this DNS provider."</p> }.into_any(),
         }}
-        {connection.clone().map(|connection| view! {
-            <div class="flash flash-success" role="status" id="dns-connection">
-                <p>{format!("Connected: {}, zone {}.", connection.label, connection.zone)}</p>
-            </div>
+        {connection.clone().map(|connection| match connection.problem.clone() {
+            None => view! {
+                <div class="flash flash-success" role="status" id="dns-connection">
+                    <p>{format!("Connected: {}, zone {}.", connection.label, connection.zone)}</p>
+                </div>
+            }.into_any(),
+            Some(problem) => {
+                let sign_in = reconnect_choice.as_ref().filter(|c| c.sign_in && connection.signed_in).cloned();
+                view! {
+                    <div class="flash flash-error" role="alert" id="dns-reconnect">
+                        <p>{format!("The connection to {} stopped working: {problem}", connection.label)}</p>
+                        {match sign_in {
+                            Some(choice) => view! {
+                                <form method="post" action=format!("/groups/{group_id}/dns/oauth/{}", choice.id)>
+                                    <CsrfField token=csrf.clone() />
+                                    <button type="submit" class="button button-primary" id="dns-reconnect-button">{format!("Reconnect {}", choice.name)}</button>
+                                </form>
+                            }.into_any(),
+                            None => view! { <p>"Connect it again below with a new key."</p> }.into_any(),
+                        }}
+                    </div>
+                }.into_any()
+            }
+        })}
+        {connection.is_some().then(|| view! {
+            <form method="post" action=format!("/groups/{group_id}/dns/disconnect")>
+                <CsrfField token=csrf.clone() />
+                <button type="submit" class="button" id="dns-disconnect">"Disconnect"</button>
+            </form>
         })}
         {(mode.as_deref() == Some("manual")).then(|| view! {
             <div class="flash flash-info" role="status" id="dns-connection"><p>"You chose to enter the records yourself."</p></div>
         })}
 
         <h2>{if done { "Change how the records are written" } else { "How should the portal write the records?" }}</h2>
+        {choices.into_iter().map(|choice| view! {
+            <ProviderChoiceForm choice group_id=group_id.clone() action=connect.clone() csrf=csrf.clone() flash=flash.clone() />
+        }).collect_view()}
         <ProviderForms action=connect csrf=csrf.clone() flash=flash.clone() by_hand=true />
         {done.then(|| view! {
             <form method="post" action=action>
@@ -75,6 +121,102 @@ pub fn ConnectStep(
         })}
     }
     .into_any()
+}
+
+/// One cloud provider: "Sign in with …" where the portal offers it, and the guided token
+/// form (where to click, the least permission, what the portal does with it).
+#[component]
+fn ProviderChoiceForm(
+    choice: ProviderChoice,
+    group_id: String,
+    action: String,
+    csrf: String,
+    flash: Flash,
+) -> impl IntoView {
+    let chosen = flash.value_of("method").as_deref() == Some(choice.id.as_str());
+    let id = choice.id.clone();
+    let name = choice.name.clone();
+    let sign_in = choice.sign_in.then(|| {
+        view! {
+            <form method="post" action=format!("/groups/{group_id}/dns/oauth/{id}")>
+                <CsrfField token=csrf.clone() />
+                <button type="submit" class="button button-primary" id=format!("sign-in-{id}")>{format!("Sign in with {name}")}</button>
+                <span class="hint">" The portal asks only for access to DNS records; you can withdraw it at any time."</span>
+            </form>
+        }
+    });
+    let token = choice.token.map(|guide| {
+        token_form(
+            &choice.id,
+            &choice.name,
+            guide,
+            choice.sign_in,
+            action,
+            csrf.clone(),
+            &flash,
+            chosen,
+        )
+    });
+    view! {
+        <details class="provider-choice" id=format!("provider-{}", choice.id) open=choice.detected || chosen>
+            <summary>{choice.name.clone()}{choice.detected.then_some(" (your DNS provider)")}</summary>
+            {sign_in}
+            {token}
+        </details>
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn token_form(
+    id: &str,
+    name: &str,
+    guide: TokenGuide,
+    has_sign_in: bool,
+    action: String,
+    csrf: String,
+    flash: &Flash,
+    chosen: bool,
+) -> impl IntoView + use<> {
+    let fields = guide
+        .fields
+        .into_iter()
+        .map(|field| {
+            let input_id = format!("{id}-{}", field.name);
+            let error = chosen.then(|| flash.error_for(&field.name)).flatten();
+            let value = (chosen && !field.secret)
+                .then(|| flash.value_of(&field.name))
+                .flatten()
+                .unwrap_or_default();
+            let error_id = format!("{input_id}-error");
+            view! {
+                <div class="field">
+                    <label for=input_id.clone()>{field.label.clone()}</label>
+                    <input id=input_id name=field.name.clone() type=if field.secret { "password" } else { "text" }
+                        autocomplete="off" maxlength="500" required=true value=value
+                        aria-invalid=error.is_some().then_some("true")
+                        aria-describedby=error.is_some().then(|| error_id.clone()) />
+                    {(!field.help.is_empty()).then(|| view! { <p class="hint">{field.help.clone()}</p> })}
+                    {error.map(|e| view! { <p class="field-error" id=error_id>{e}</p> })}
+                </div>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="token-guide">
+            {has_sign_in.then_some(view! { <p>"Or use a key you make yourself:"</p> })}
+            <ol class="steps">{guide.steps.into_iter().map(|s| view! { <li>{s}</li> }).collect_view()}</ol>
+            <p><strong>"Permission to give: "</strong>{guide.permission}</p>
+            <p class="hint"><strong>"What the portal does with it: "</strong>{guide.portal_does}</p>
+            {guide.note.map(|n| view! { <p class="flash flash-info">{n}</p> })}
+            <p><a href=guide.help_url rel="noopener noreferrer" target="_blank">{format!("{name}'s help page")}</a></p>
+            <form method="post" action=action class="stack" novalidate>
+                <CsrfField token=csrf />
+                <input type="hidden" name="method" value=id.to_string() />
+                {fields}
+                <button type="submit" class="button button-primary" id=format!("connect-{id}")>{format!("Connect {name}")}</button>
+            </form>
+        </div>
+    }
 }
 
 /// The ways to connect a DNS provider, each a form of its own that posts to `action`

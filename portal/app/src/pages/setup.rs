@@ -141,9 +141,9 @@ fn step_form(
             }
             .into_any()
         }
-        StepData::Dns { mail_domain, managed_by_portal, nameservers, provider, lookup_problem, connection, mode } => view! {
+        StepData::Dns { mail_domain, managed_by_portal, nameservers, provider, lookup_problem, connection, mode, choices } => view! {
             <crate::pages::dns_steps::ConnectStep
-                mail_domain managed_by_portal nameservers provider lookup_problem connection mode
+                mail_domain managed_by_portal nameservers provider lookup_problem connection mode choices
                 action csrf group_id flash
             />
         }

@@ -13,6 +13,10 @@ pub struct Connection {
     pub label: String,
     pub zone: String,
     pub sealed_credentials: String,
+    /// The provider's id (`cloudflare`, …) for cloud connections.
+    pub provider: Option<String>,
+    /// Why the connection stopped working (a refused key, a withdrawn sign-in).
+    pub problem: Option<String>,
 }
 
 /// The connection a relay's records go through: the group's own, or for a free name the
@@ -22,7 +26,7 @@ pub async fn connection_for_group(
     group: Uuid,
 ) -> Result<Option<Connection>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT c.id, c.kind, c.label, c.zone, c.sealed_credentials FROM dns_connections c \
+        "SELECT c.id, c.kind, c.label, c.zone, c.sealed_credentials, c.provider, c.problem FROM dns_connections c \
          WHERE c.group_id = $1 \
             OR c.free_zone_id = (SELECT free_zone_id FROM relays WHERE group_id = $1) \
          ORDER BY c.group_id NULLS LAST LIMIT 1",
@@ -36,7 +40,7 @@ pub async fn connection_for_zone(
     pool: &PgPool,
     free_zone: Uuid,
 ) -> Result<Option<Connection>, sqlx::Error> {
-    sqlx::query_as("SELECT id, kind, label, zone, sealed_credentials FROM dns_connections WHERE free_zone_id = $1")
+    sqlx::query_as("SELECT id, kind, label, zone, sealed_credentials, provider, problem FROM dns_connections WHERE free_zone_id = $1")
         .bind(free_zone)
         .fetch_optional(pool)
         .await
@@ -59,6 +63,19 @@ pub async fn save_connection(
     zone: &str,
     seal: impl FnOnce(Uuid) -> String,
 ) -> Result<Uuid, sqlx::Error> {
+    save_provider_connection(pool, owner, kind, None, label, zone, seal).await
+}
+
+/// [`save_connection`] for a cloud provider (`provider` is its id).
+pub async fn save_provider_connection(
+    pool: &PgPool,
+    owner: Owner,
+    kind: &str,
+    provider: Option<&str>,
+    label: &str,
+    zone: &str,
+    seal: impl FnOnce(Uuid) -> String,
+) -> Result<Uuid, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let (group, free_zone) = match owner {
         Owner::Group(id) => (Some(id), None),
@@ -71,8 +88,8 @@ pub async fn save_connection(
         .await?;
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO dns_connections (id, group_id, free_zone_id, kind, label, zone, sealed_credentials) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO dns_connections (id, group_id, free_zone_id, kind, label, zone, sealed_credentials, provider) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(group)
@@ -81,6 +98,7 @@ pub async fn save_connection(
     .bind(label)
     .bind(zone)
     .bind(seal(id))
+    .bind(provider)
     .execute(&mut *tx)
     .await?;
     if let Some(group) = group {
@@ -91,6 +109,48 @@ pub async fn save_connection(
     }
     tx.commit().await?;
     Ok(id)
+}
+
+/// Stores new sealed credentials (refreshed sign-in tokens) for a connection.
+pub async fn update_credentials(pool: &PgPool, id: Uuid, sealed: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE dns_connections SET sealed_credentials = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(sealed)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Records (or with `None` clears) why a connection stopped working.
+pub async fn set_problem(
+    pool: &PgPool,
+    id: Uuid,
+    problem: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE dns_connections SET problem = $2 WHERE id = $1 AND problem IS DISTINCT FROM $2",
+    )
+    .bind(id)
+    .bind(problem)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Forgets a group's connection; the relay then has no way chosen.
+pub async fn disconnect(pool: &PgPool, group: Uuid) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM dns_connections WHERE group_id = $1")
+        .bind(group)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE relays SET dns_mode = NULL WHERE group_id = $1")
+        .bind(group)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
 }
 
 pub async fn set_mode(pool: &PgPool, group: Uuid, mode: &str) -> Result<(), sqlx::Error> {

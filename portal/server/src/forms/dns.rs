@@ -1,17 +1,30 @@
-//! Connecting a relay's DNS provider (PowerDNS API, RFC 2136 with TSIG, or by hand),
-//! queueing the apply and removal jobs, and the zone file for people who enter records
-//! themselves. Credentials are checked against the provider before they are kept, sealed,
-//! and never put into a page, a flash message or the log.
+//! Connecting a relay's DNS provider (PowerDNS API, RFC 2136 with TSIG, a cloud provider's
+//! token or key, signing in with the provider, or by hand), disconnecting (which withdraws
+//! a sign-in at the provider), queueing the apply and removal jobs, and the zone file for
+//! people who enter records themselves. Credentials are checked against the provider
+//! before they are kept, sealed, and never put into a page, a flash message or the log.
+//!
+//! Signing in (OAuth 2.0 with PKCE): `POST /groups/{id}/dns/oauth/{provider}` keeps the
+//! pending sign-in (state, PKCE verifier, the group), sealed, in the person's session (in
+//! PostgreSQL) and sends the browser to the provider; the provider sends it back to
+//! `GET /dns/oauth/callback`, which takes the pending sign-in out of the session (so a
+//! callback works once), checks the state, exchanges the code with the verifier, checks
+//! the tokens can see the domain's zone and keeps them sealed as the group's connection.
 
 use std::collections::BTreeSet;
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     Extension,
 };
-use chatmail_dns_providers::{credentials::Credentials, rfc2136::TsigAlgorithm};
+use chatmail_dns_providers::{
+    credentials::Credentials,
+    detect::ConnectWay,
+    oauth::{CallbackParams, OAuthProvider, PendingAuth},
+    rfc2136::TsigAlgorithm,
+};
 use chatmail_shared::{DeviceFacts, DnsPlan, MailDomain};
 use tower_sessions::Session;
 use uuid::Uuid;
@@ -22,8 +35,15 @@ use super::{
 use crate::{
     auth::{ClientIp, CurrentAccount},
     db::{self, dns::Owner},
+    dns_providers::Providers,
     relay_config, AppState,
 };
+
+/// The session key of a pending sign-in: (group id, sealed [`PendingAuth`]).
+const OAUTH_PENDING: &str = "dns_oauth_pending";
+
+/// Longest token, key or user name the portal accepts.
+const MAX_SECRET: usize = 500;
 
 /// Fields kept after a rejected connection form: never the key or the secret.
 const KEEP: &[&str] = &[
@@ -34,6 +54,7 @@ const KEEP: &[&str] = &[
     "zone",
     "key_name",
     "algorithm",
+    "api_user",
 ];
 
 /// The credentials a connection form describes, or the field-level problems.
@@ -145,6 +166,140 @@ pub fn credentials_from(
     }
 }
 
+/// One token or key field: present, not too long, printable ASCII without spaces (what
+/// every provider's tokens are).
+fn token_field(fields: &FormFields, name: &str, label: &str, flash: &mut FlashBuilder) -> String {
+    let value = fields.trimmed(name);
+    let problem = if value.is_empty() {
+        Some(format!("Enter the {label}."))
+    } else if value.len() > MAX_SECRET {
+        Some(format!(
+            "This is longer than any {label} ({MAX_SECRET} characters at most); copy just the {label}."
+        ))
+    } else if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        Some(format!(
+            "The {label} has spaces or characters that never appear in one; copy it again from the provider."
+        ))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        *flash = std::mem::replace(flash, FlashBuilder::error("")).field(name, problem);
+    }
+    value.to_string()
+}
+
+/// The credentials of a cloud provider's token or key form (`method` is the provider's
+/// id), `None` if the form is not one of them.
+pub fn cloud_credentials_from(
+    fields: &FormFields,
+    providers: &Providers,
+) -> Option<Result<Credentials, FlashBuilder>> {
+    let method = fields.get("method");
+    if !crate::dns_providers::TOKEN_PROVIDERS.contains(&method) {
+        return None;
+    }
+    let mut flash = FlashBuilder::error(
+        "The DNS provider was not connected. Please correct the fields marked below.",
+    );
+    if providers
+        .offered(method, &[ConnectWay::ApiToken])
+        .is_empty()
+    {
+        return Some(Err(flash.field(
+            "method",
+            "This portal is not set up to connect this provider by key; enter the records yourself.",
+        )));
+    }
+    let mut token = |name: &str, label: &str| token_field(fields, name, label, &mut flash);
+    let credentials = match method {
+        "cloudflare" => Credentials::Cloudflare {
+            api_token: token("api_token", "API token"),
+        },
+        "digitalocean" => Credentials::DigitalOcean {
+            token: token("token", "personal access token"),
+        },
+        "linode" => Credentials::Linode {
+            token: token("token", "personal access token"),
+        },
+        "hetzner" => Credentials::Hetzner {
+            api_token: token("api_token", "API token"),
+        },
+        "desec" => Credentials::Desec {
+            token: token("token", "token"),
+        },
+        "gandi" => Credentials::Gandi {
+            token: token("token", "personal access token"),
+        },
+        "porkbun" => {
+            let api_key = token("api_key", "API key");
+            let secret_api_key = token("secret_api_key", "secret key");
+            if !api_key.is_empty() && !api_key.starts_with("pk1_") {
+                flash = flash.field(
+                    "api_key",
+                    "Porkbun's API key starts with pk1_; the secret key (sk1_) goes below.",
+                );
+            }
+            if !secret_api_key.is_empty() && !secret_api_key.starts_with("sk1_") {
+                flash = flash.field("secret_api_key", "Porkbun's secret key starts with sk1_.");
+            }
+            Credentials::Porkbun {
+                api_key,
+                secret_api_key,
+            }
+        }
+        _ => {
+            // Namecheap: the user name, the key, and the portal's allow-listed address.
+            let api_user = token("api_user", "API user");
+            let api_key = token("api_key", "API key");
+            if !api_user.is_empty()
+                && !api_user
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            {
+                flash = flash.field(
+                    "api_user",
+                    "Enter your Namecheap user name (letters, digits, dots, hyphens).",
+                );
+            }
+            Credentials::Namecheap {
+                api_user,
+                api_key,
+                username: String::new(),
+                client_ip: providers.namecheap_client_ip().unwrap_or("").to_string(),
+            }
+        }
+    };
+    Some(if flash.has_errors() {
+        Err(flash)
+    } else {
+        Ok(credentials)
+    })
+}
+
+/// Like [`verify`], reaching cloud providers at the portal's configured addresses.
+pub async fn verify_with(
+    providers: &Providers,
+    credentials: &Credentials,
+    domain: &str,
+) -> Result<String, FlashBuilder> {
+    let refuse = |message: String| {
+        FlashBuilder::error(format!("The DNS provider was not connected: {message}"))
+    };
+    let provider = providers
+        .provider(credentials)
+        .map_err(|err| refuse(err.to_string()))?;
+    let zone = provider
+        .find_zone(domain)
+        .await
+        .map_err(|err| refuse(err.to_string()))?;
+    provider
+        .read(&zone)
+        .await
+        .map_err(|err| refuse(err.to_string()))?;
+    Ok(zone)
+}
+
 /// Tries the credentials: finds the zone that holds `domain` and reads it. Returns the zone.
 pub async fn verify(credentials: &Credentials, domain: &str) -> Result<String, FlashBuilder> {
     let refuse = |message: String| {
@@ -235,19 +390,26 @@ pub async fn connect(
         .redirect(&session, &next)
         .await;
     }
-    let credentials = match credentials_from(&fields, &domain) {
+    let parsed = cloud_credentials_from(&fields, &state.dns_providers)
+        .unwrap_or_else(|| credentials_from(&fields, &domain));
+    let credentials = match parsed {
         Ok(credentials) => credentials,
         Err(flash) => return flash.keep(&fields, KEEP).redirect(&session, &back).await,
     };
-    let zone = match verify(&credentials, &domain).await {
+    let zone = match verify_with(&state.dns_providers, &credentials, &domain).await {
         Ok(zone) => zone,
         Err(flash) => return flash.keep(&fields, KEEP).redirect(&session, &back).await,
     };
     let label = label(&credentials);
-    let saved = db::dns::save_connection(
+    let cloud = !matches!(
+        credentials,
+        Credentials::PowerDns { .. } | Credentials::Rfc2136 { .. }
+    );
+    let saved = db::dns::save_provider_connection(
         &state.pool,
         Owner::Group(access.group),
         kind(&credentials),
+        cloud.then(|| credentials.provider_id()),
         &label,
         &zone,
         |id| {
@@ -277,6 +439,254 @@ pub async fn connect(
         "Connected: {label}, zone {zone}. Nothing is written until you confirm the changes."
     ))
     .redirect(&session, &next)
+    .await
+}
+
+/// The relay of a group that uses its own domain, or the response that says why not.
+async fn own_domain(
+    state: &AppState,
+    session: &Session,
+    account: uuid::Uuid,
+    group: Uuid,
+    back: &str,
+) -> Result<String, Response> {
+    let relay = match db::relays::of_group(&state.pool, account, group).await {
+        Ok(Some(relay)) => relay,
+        Ok(None) => return Err(problem(StatusCode::NOT_FOUND, "There is no such group.")),
+        Err(err) => return Err(internal(err)),
+    };
+    match relay.mail_domain.filter(|_| relay.free_zone_id.is_none()) {
+        Some(domain) => Ok(domain),
+        None => Err(FlashBuilder::error(
+            "Choose your own domain first; free names need no connection.",
+        )
+        .redirect(session, back)
+        .await),
+    }
+}
+
+/// `POST /groups/{id}/dns/oauth/{provider}`: starts signing in with the provider.
+pub async fn oauth_start(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path((group, provider)): Path<(String, String)>,
+    account: Option<Extension<CurrentAccount>>,
+    fields: FormFields,
+) -> Response {
+    let back = format!("/groups/{group}/setup/dns");
+    let access = match access(&state, account, &group, &fields, &back).await {
+        Ok(access) => access,
+        Err(response) => return response,
+    };
+    if let Err(response) = refuse_if_disabled(&access, &session, &back).await {
+        return response;
+    }
+    if let Err(response) =
+        own_domain(&state, &session, access.account.id, access.group, &back).await
+    {
+        return response;
+    }
+    let Some(client) = OAuthProvider::from_id(&provider).and_then(|p| state.dns_providers.oauth(p))
+    else {
+        return FlashBuilder::error(
+            "Signing in with this provider is not set up on this portal; use its key form or enter the records yourself.",
+        )
+        .redirect(&session, &back)
+        .await;
+    };
+    let (url, pending) = match client.start() {
+        Ok(started) => started,
+        Err(err) => {
+            return FlashBuilder::error(err.to_string())
+                .redirect(&session, &back)
+                .await
+        }
+    };
+    let sealed = match state
+        .keyring
+        .seal_value(&pending, &format!("oauth:{}", access.group))
+    {
+        Ok(sealed) => sealed,
+        Err(err) => return internal(err),
+    };
+    if let Err(err) = session
+        .insert(OAUTH_PENDING, (access.group.to_string(), sealed))
+        .await
+    {
+        return internal(err);
+    }
+    super::see_other(&url)
+}
+
+/// `GET /dns/oauth/callback`: the provider sends the person back here.
+pub async fn oauth_callback(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    account: Option<Extension<CurrentAccount>>,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    let Some(Extension(account)) = account else {
+        return super::see_other("/signin");
+    };
+    // Taken out of the session: a callback works once.
+    let pending: Option<(String, String)> = session.remove(OAUTH_PENDING).await.ok().flatten();
+    let Some((group, sealed)) = pending else {
+        return FlashBuilder::error(
+            "There is no sign-in under way here (it was finished already, or started in another browser). Start again from the DNS step.",
+        )
+        .redirect(&session, "/groups")
+        .await;
+    };
+    let Ok(group) = group.parse::<Uuid>() else {
+        return problem(StatusCode::NOT_FOUND, "There is no such group.");
+    };
+    let back = format!("/groups/{group}/setup/dns");
+    let pending: PendingAuth = match state.keyring.open_value(&sealed, &format!("oauth:{group}")) {
+        Ok(pending) => pending,
+        Err(err) => return internal(err),
+    };
+    let domain = match own_domain(&state, &session, account.id, group, &back).await {
+        Ok(domain) => domain,
+        Err(response) => return response,
+    };
+    let Some(client) = state.dns_providers.oauth(pending.provider) else {
+        return FlashBuilder::error(
+            "Signing in with this provider is no longer set up on this portal.",
+        )
+        .redirect(&session, &back)
+        .await;
+    };
+    let tokens = match client.finish(&pending, &params).await {
+        Ok(tokens) => tokens,
+        Err(err) => {
+            db::audit::record(
+                &state.pool,
+                Some(account.id),
+                Some(group),
+                "dns.oauth_refused",
+                &err.to_string(),
+                Some(ip),
+            )
+            .await;
+            return FlashBuilder::error(format!("The DNS provider was not connected: {err}"))
+                .redirect(&session, &back)
+                .await;
+        }
+    };
+    let credentials = Credentials::OAuth(tokens.clone());
+    let zone = match verify_with(&state.dns_providers, &credentials, &domain).await {
+        Ok(zone) => zone,
+        Err(flash) => {
+            // A grant the portal will not use is handed back.
+            let _ = client.revoke(&tokens).await;
+            return flash.redirect(&session, &back).await;
+        }
+    };
+    let label = format!("{} (signed in)", pending.provider.display_name());
+    let saved = db::dns::save_provider_connection(
+        &state.pool,
+        Owner::Group(group),
+        "oauth",
+        Some(pending.provider.id()),
+        &label,
+        &zone,
+        |id| {
+            state
+                .keyring
+                .seal(&credentials, &id.to_string())
+                .expect("sealing cannot fail with a valid keyring")
+        },
+    )
+    .await;
+    if let Err(err) = saved {
+        return internal(err);
+    }
+    if let Err(err) = db::relays::complete_step(&state.pool, group, 2).await {
+        return internal(err);
+    }
+    db::audit::record(
+        &state.pool,
+        Some(account.id),
+        Some(group),
+        "dns.connected",
+        &label,
+        Some(ip),
+    )
+    .await;
+    FlashBuilder::success(format!(
+        "Connected: {label}, zone {zone}. Nothing is written until you confirm the changes."
+    ))
+    .redirect(&session, &format!("/groups/{group}/setup/settings"))
+    .await
+}
+
+/// `POST /groups/{id}/dns/disconnect`: forgets the group's connection; a sign-in is
+/// withdrawn at the provider first. The records already written stay in the zone.
+pub async fn disconnect(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Path(group): Path<String>,
+    account: Option<Extension<CurrentAccount>>,
+    fields: FormFields,
+) -> Response {
+    let back = format!("/groups/{group}/setup/dns");
+    let access = match access(&state, account, &group, &fields, &back).await {
+        Ok(access) => access,
+        Err(response) => return response,
+    };
+    if let Err(response) = refuse_if_disabled(&access, &session, &back).await {
+        return response;
+    }
+    if let Err(response) =
+        own_domain(&state, &session, access.account.id, access.group, &back).await
+    {
+        return response;
+    }
+    let connection = match db::dns::connection_for_group(&state.pool, access.group).await {
+        Ok(connection) => connection,
+        Err(err) => return internal(err),
+    };
+    let mut note = String::new();
+    if let Some(connection) = connection {
+        let opened: Option<Credentials> = state
+            .keyring
+            .open(&connection.sealed_credentials, &connection.id.to_string())
+            .ok();
+        if let Some(Credentials::OAuth(tokens)) = &opened {
+            let name = tokens.provider.display_name();
+            match state.dns_providers.oauth(tokens.provider) {
+                Some(client) => {
+                    if let Err(err) = client.revoke(tokens).await {
+                        tracing::warn!("revoking the {name} sign-in failed: {err}");
+                        note = format!(
+                            " {name} could not be told to withdraw the portal's access; withdraw it in {name}'s settings."
+                        );
+                    }
+                }
+                None => {
+                    note = format!(" Withdraw the portal's access in {name}'s settings.");
+                }
+            }
+        }
+    }
+    if let Err(err) = db::dns::disconnect(&state.pool, access.group).await {
+        return internal(err);
+    }
+    db::audit::record(
+        &state.pool,
+        Some(access.account.id),
+        Some(access.group),
+        "dns.disconnected",
+        "",
+        Some(ip),
+    )
+    .await;
+    FlashBuilder::success(format!(
+        "Disconnected. The records already written stay in your zone.{note}"
+    ))
+    .redirect(&session, &back)
     .await
 }
 

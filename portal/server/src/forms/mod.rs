@@ -61,6 +61,12 @@ pub fn routes() -> Router<AppState> {
         .route("/groups/{id}/dns/connect", post(dns::connect))
         .route("/groups/{id}/dns/apply", post(dns::apply))
         .route("/groups/{id}/dns/remove", post(dns::remove))
+        .route("/groups/{id}/dns/oauth/{provider}", post(dns::oauth_start))
+        .route(
+            crate::dns_providers::CALLBACK_PATH,
+            axum::routing::get(dns::oauth_callback),
+        )
+        .route("/groups/{id}/dns/disconnect", post(dns::disconnect))
         .route("/groups/{id}/zone-file", axum::routing::get(dns::zone_file))
         .route(
             "/groups/{id}/download/{file}",

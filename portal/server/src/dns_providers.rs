@@ -1,0 +1,266 @@
+//! Which cloud DNS providers this portal offers, and how it reaches them.
+//!
+//! Signing in with a provider (OAuth) needs a client id (and secret) the portal's operator
+//! registered at that provider; a provider without one is offered through its token form
+//! instead, or not at all — never as a button that cannot work. Namecheap needs the
+//! portal's outgoing address for its allow-list. Test set-ups point providers' APIs and
+//! sign-in pages at local servers with `--dns-endpoint`.
+
+use std::collections::HashMap;
+
+use chatmail_dns_providers::{
+    credentials::Credentials,
+    detect::ConnectWay,
+    guides,
+    oauth::{OAuthClient, OAuthClientConfig, OAuthEndpoints, OAuthProvider},
+    DnsProvider, ProviderError,
+};
+
+/// The provider settings on the command line (flattened into [`crate::config::Config`]).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ProviderFlags {
+    /// OAuth client id registered at Cloudflare (its redirect URL is
+    /// <base URL>/dns/oauth/callback). Without it, Cloudflare is offered by API token.
+    #[arg(long, env = "PORTAL_OAUTH_CLOUDFLARE_CLIENT_ID")]
+    pub oauth_cloudflare_client_id: Option<String>,
+    /// Cloudflare OAuth client secret.
+    #[arg(
+        long,
+        env = "PORTAL_OAUTH_CLOUDFLARE_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub oauth_cloudflare_client_secret: Option<String>,
+    /// OAuth client id registered at DigitalOcean. Without it, DigitalOcean is offered by
+    /// personal access token.
+    #[arg(long, env = "PORTAL_OAUTH_DIGITALOCEAN_CLIENT_ID")]
+    pub oauth_digitalocean_client_id: Option<String>,
+    /// DigitalOcean OAuth client secret.
+    #[arg(
+        long,
+        env = "PORTAL_OAUTH_DIGITALOCEAN_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub oauth_digitalocean_client_secret: Option<String>,
+    /// OAuth client id registered at Linode (Akamai). Without it, Linode is offered by
+    /// personal access token.
+    #[arg(long, env = "PORTAL_OAUTH_LINODE_CLIENT_ID")]
+    pub oauth_linode_client_id: Option<String>,
+    /// Linode OAuth client secret.
+    #[arg(
+        long,
+        env = "PORTAL_OAUTH_LINODE_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub oauth_linode_client_secret: Option<String>,
+    /// The portal's outgoing IPv4 address, for Namecheap's API allow-list. Without it,
+    /// Namecheap is not offered.
+    #[arg(long, env = "PORTAL_NAMECHEAP_CLIENT_IP")]
+    pub namecheap_client_ip: Option<std::net::Ipv4Addr>,
+    /// Other addresses for providers, "KEY=URL,…" (test set-ups only): `<provider>.api`
+    /// for a DNS API (cloudflare, digitalocean, linode, hetzner, porkbun, desec, gandi,
+    /// namecheap, ovh) and `<provider>.authorize`, `.token`, `.revoke` for sign-in
+    /// (cloudflare, digitalocean, linode).
+    #[arg(long = "dns-endpoint", env = "PORTAL_DNS_ENDPOINTS", value_delimiter = ',', value_parser = parse_endpoint)]
+    pub dns_endpoints: Vec<Endpoint>,
+}
+
+/// One `KEY=URL` of `--dns-endpoint`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub key: String,
+    pub url: String,
+}
+
+/// Every provider with a token or key form, in the order the wizard lists them.
+pub const TOKEN_PROVIDERS: &[&str] = &[
+    "cloudflare",
+    "digitalocean",
+    "linode",
+    "hetzner",
+    "porkbun",
+    "desec",
+    "gandi",
+    "namecheap",
+];
+
+fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    let (key, url) = text
+        .trim()
+        .split_once('=')
+        .ok_or_else(|| format!("\"{text}\" is not KEY=URL"))?;
+    let (provider, what) = key
+        .split_once('.')
+        .ok_or_else(|| format!("\"{key}\" is not PROVIDER.api|authorize|token|revoke"))?;
+    let known = match what {
+        "api" => TOKEN_PROVIDERS.contains(&provider) || provider == "ovh",
+        "authorize" | "token" | "revoke" => OAuthProvider::from_id(provider).is_some(),
+        _ => false,
+    };
+    if !known {
+        return Err(format!("unknown provider address \"{key}\""));
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("\"{url}\" is not an http(s) URL"));
+    }
+    Ok(Endpoint {
+        key: key.to_string(),
+        url: url.trim_end_matches('/').to_string(),
+    })
+}
+
+/// The providers as this portal is configured.
+#[derive(Debug, Default)]
+pub struct Providers {
+    oauth: Vec<OAuthClient>,
+    api: HashMap<String, String>,
+    namecheap_client_ip: Option<String>,
+}
+
+/// The sign-in callback's path (the redirect URL to register is the base URL plus this).
+pub const CALLBACK_PATH: &str = "/dns/oauth/callback";
+
+impl Providers {
+    /// The providers from the flags; `base_url` is the portal's public address.
+    pub fn new(flags: &ProviderFlags, base_url: &str) -> Result<Self, String> {
+        let endpoint = |key: String| {
+            flags
+                .dns_endpoints
+                .iter()
+                .rev()
+                .find(|e| e.key == key)
+                .map(|e| e.url.clone())
+        };
+        let mut oauth = Vec::new();
+        for provider in OAuthProvider::ALL {
+            let (id, secret) = match provider {
+                OAuthProvider::Cloudflare => (
+                    &flags.oauth_cloudflare_client_id,
+                    &flags.oauth_cloudflare_client_secret,
+                ),
+                OAuthProvider::DigitalOcean => (
+                    &flags.oauth_digitalocean_client_id,
+                    &flags.oauth_digitalocean_client_secret,
+                ),
+                OAuthProvider::Linode => (
+                    &flags.oauth_linode_client_id,
+                    &flags.oauth_linode_client_secret,
+                ),
+            };
+            let Some(id) = id.as_deref().map(str::trim).filter(|id| !id.is_empty()) else {
+                continue;
+            };
+            let config = OAuthClientConfig {
+                client_id: id.to_string(),
+                client_secret: secret.clone().filter(|s| !s.trim().is_empty()),
+                redirect_url: format!("{}{CALLBACK_PATH}", base_url.trim_end_matches('/')),
+                scopes: None,
+            };
+            let mut client = OAuthClient::new(provider, config).map_err(|e| e.to_string())?;
+            let real = provider.endpoints();
+            let p = provider.id();
+            let endpoints = OAuthEndpoints {
+                authorize: endpoint(format!("{p}.authorize")).unwrap_or(real.authorize),
+                token: endpoint(format!("{p}.token")).unwrap_or(real.token),
+                revoke: endpoint(format!("{p}.revoke")).or(real.revoke),
+            };
+            client = client
+                .with_endpoints(endpoints)
+                .map_err(|e| e.to_string())?;
+            oauth.push(client);
+        }
+        let api = flags
+            .dns_endpoints
+            .iter()
+            .filter_map(|e| {
+                e.key
+                    .strip_suffix(".api")
+                    .map(|p| (p.to_string(), e.url.clone()))
+            })
+            .collect();
+        Ok(Providers {
+            oauth,
+            api,
+            namecheap_client_ip: flags.namecheap_client_ip.map(|ip| ip.to_string()),
+        })
+    }
+
+    /// The sign-in client for `provider`, if configured.
+    pub fn oauth(&self, provider: OAuthProvider) -> Option<&OAuthClient> {
+        self.oauth.iter().find(|c| c.provider() == provider)
+    }
+
+    /// Namecheap's allow-listed address, if configured.
+    pub fn namecheap_client_ip(&self) -> Option<&str> {
+        self.namecheap_client_ip.as_deref()
+    }
+
+    /// The provider for these credentials, at its configured address.
+    pub fn provider(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<Box<dyn DnsProvider>, ProviderError> {
+        match self.api.get(credentials.provider_id()) {
+            Some(base) => credentials.provider_at(base),
+            None => credentials.provider(),
+        }
+    }
+
+    /// The ways this portal offers for `provider` out of `ways`.
+    pub fn offered(&self, provider: &str, ways: &[ConnectWay]) -> Vec<ConnectWay> {
+        let oauth = OAuthProvider::from_id(provider).is_some_and(|p| self.oauth(p).is_some());
+        guides::offered_ways(provider, ways, oauth, false, false)
+            .into_iter()
+            .filter(|w| {
+                !(provider == "namecheap"
+                    && *w == ConnectWay::ApiToken
+                    && self.namecheap_client_ip.is_none())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            parse_endpoint("hetzner.api=http://127.0.0.1:9/v1/").unwrap(),
+            Endpoint {
+                key: "hetzner.api".into(),
+                url: "http://127.0.0.1:9/v1".into()
+            }
+        );
+        for bad in [
+            "hetzner",
+            "hetzner.api",
+            "route53.api=http://x",
+            "hetzner.token=http://x",
+            "cloudflare.api=ftp://x",
+        ] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_broken_buttons() {
+        let none = Providers::new(&ProviderFlags::default(), "https://portal.example").unwrap();
+        let ways = [ConnectWay::OAuth, ConnectWay::ApiToken];
+        assert_eq!(none.offered("cloudflare", &ways), [ConnectWay::ApiToken]);
+        assert!(none
+            .offered("namecheap", &[ConnectWay::ApiToken])
+            .is_empty());
+        let flags = ProviderFlags {
+            oauth_cloudflare_client_id: Some("id".into()),
+            namecheap_client_ip: Some("203.0.113.5".parse().unwrap()),
+            ..Default::default()
+        };
+        let some = Providers::new(&flags, "https://portal.example").unwrap();
+        assert_eq!(some.offered("cloudflare", &ways), ways);
+        assert_eq!(
+            some.offered("namecheap", &[ConnectWay::ApiToken]),
+            [ConnectWay::ApiToken]
+        );
+    }
+}
