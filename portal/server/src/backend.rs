@@ -414,7 +414,7 @@ impl PortalBackend {
                     });
                 StepData::Records {
                     mail_domain: config.mail_domain.to_unicode(),
-                    records: plan_rows(&config),
+                    records: plan_rows(&config, &relay.device_facts()),
                     mode: if relay.free_zone_id.is_some() {
                         Some("portal".into())
                     } else {
@@ -436,6 +436,9 @@ impl PortalBackend {
                 let ready = report
                     .as_ref()
                     .is_some_and(|report| report.summary.errors == 0);
+                let device = crate::go_live::device_view(&self.state, relay, report.as_ref())
+                    .await
+                    .map_err(db_error)?;
                 StepData::Status {
                     mail_domain: domain.as_ref().map(|d| d.to_unicode()).unwrap_or_default(),
                     qr_svg: domain
@@ -443,6 +446,7 @@ impl PortalBackend {
                         .map(|d| chatmail_shared::qr::account_svg(&d)),
                     report,
                     ignored: relay.ignored_warnings.clone(),
+                    device,
                 }
             }
         })
@@ -485,8 +489,8 @@ fn settings_form(config: &RelayConfig) -> SettingsForm {
 }
 
 /// The relay's DNS plan as rows for the records step.
-pub fn plan_rows(config: &RelayConfig) -> Vec<PlannedRecordRow> {
-    let plan = DnsPlan::new(config, &DeviceFacts::default());
+pub fn plan_rows(config: &RelayConfig, facts: &DeviceFacts) -> Vec<PlannedRecordRow> {
+    let plan = DnsPlan::new(config, facts);
     plan.records()
         .iter()
         .map(|record| {

@@ -52,6 +52,21 @@ pub struct Config {
     #[arg(long, env = "PORTAL_DNS_NAMESERVER_PORT", default_value_t = 53)]
     pub dns_nameserver_port: u16,
 
+    /// Extra trust anchors (PEM file) for probing relays' HTTPS, besides the system's (a test
+    /// CA such as Pebble's; never needed on the Internet).
+    #[arg(long, env = "PORTAL_PROBE_CA_FILE")]
+    pub probe_ca_file: Option<PathBuf>,
+
+    /// Where the probes really reach each relay port, "25=2525,443=8443" (only for test
+    /// networks that forward ports; empty on the Internet).
+    #[arg(long, env = "PORTAL_PROBE_PORT_MAP", default_value = "", value_parser = parse_port_map)]
+    pub probe_port_map: PortMap,
+
+    /// Seconds between the periodic re-checks of every relay (DNS and device).
+    #[arg(long, env = "PORTAL_RECHECK_INTERVAL_SECS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub recheck_interval_secs: u64,
+
     /// Keys that seal DNS provider credentials: "<id>:<base64 32-byte key>,…", the first
     /// one current. Without it, a key file in the data directory is made and used.
     #[arg(long, env = "PORTAL_SECRET_KEYS", hide_env_values = true)]
@@ -149,5 +164,55 @@ impl Config {
             last = dir;
         }
         last
+    }
+}
+
+/// Relay ports mapped to the ports where a test network forwards them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortMap(pub std::collections::HashMap<u16, u16>);
+
+/// Parses "25=2525,443=8443" (empty: no mapping).
+fn parse_port_map(text: &str) -> Result<PortMap, String> {
+    let mut map = std::collections::HashMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (from, to) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("\"{pair}\" is not PORT=PORT"))?;
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("\"{p}\" is not a port number (1-65535)"))
+        };
+        if map.insert(port(from)?, port(to)?).is_some() {
+            return Err(format!("port {from} is mapped twice"));
+        }
+    }
+    Ok(PortMap(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_maps() {
+        assert_eq!(parse_port_map("").unwrap(), PortMap::default());
+        let map = parse_port_map("25=2525, 443=8443").unwrap();
+        assert_eq!(map.0[&25], 2525);
+        assert_eq!(map.0[&443], 8443);
+        for bad in [
+            "25",
+            "25=",
+            "x=1",
+            "25=70000",
+            "0=1",
+            "25=1,25=2",
+            "25=2525=1",
+        ] {
+            let err = parse_port_map(bad).unwrap_err();
+            assert!(!err.is_empty(), "{bad}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use chatmail_dns_providers::{
     credentials::{Credentials, Keyring},
     diff, Diff, DnsProvider, ProviderError,
 };
-use chatmail_shared::{DeviceFacts, DnsPlan, DnsRecord, MailDomain};
+use chatmail_shared::{DnsPlan, DnsRecord, MailDomain};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
@@ -147,7 +147,7 @@ fn desired(relay: &RelayRow, zone: &str) -> Result<Vec<DnsRecord>, ApplyError> {
         .and_then(|d| MailDomain::parse(d).ok())
         .ok_or(ApplyError::NoDomain)?;
     let config = relay_config::load_or_new(relay, domain);
-    let plan = DnsPlan::new(&config, &DeviceFacts::default());
+    let plan = DnsPlan::new(&config, &relay.device_facts());
     Ok(plan
         .ready_records()
         .into_iter()

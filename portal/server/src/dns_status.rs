@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use std::sync::Arc;
 
 use chatmail_dns_check::{CheckContext, Checker, CheckerConfig, ConnectionKind};
-use chatmail_shared::{dns_report::CheckReport, DeviceFacts, DnsPlan, MailDomain};
+use chatmail_shared::{dns_report::CheckReport, DnsPlan, MailDomain};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -73,7 +73,7 @@ pub async fn check_now(
         return Ok(None);
     };
     let config = relay_config::load_or_new(relay, domain);
-    let plan = DnsPlan::new(&config, &DeviceFacts::default());
+    let plan = DnsPlan::new(&config, &relay.device_facts());
     let context = CheckContext {
         connection: match relay.hardware.as_deref() {
             Some("raspberry_pi") => ConnectionKind::Home,

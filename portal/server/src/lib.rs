@@ -12,6 +12,7 @@ pub mod dns_providers;
 pub mod dns_status;
 pub mod embedded_pg;
 pub mod forms;
+pub mod go_live;
 pub mod health;
 pub mod images;
 pub mod operator_cli;
@@ -51,6 +52,8 @@ pub struct Settings {
     pub behind_proxy: bool,
     /// Where the DNS checker asks.
     pub dns: dns_status::DnsSettings,
+    /// How the device probes connect and what they trust.
+    pub probes: probes::ProbeSettings,
 }
 
 /// What every request handler can reach.

@@ -36,6 +36,8 @@ pub enum StartupError {
     Serve(io::Error),
     #[error(transparent)]
     Images(#[from] crate::images::ImagesError),
+    #[error("the probe CA file {0}")]
+    ProbeCa(String),
     #[error("DNS provider settings: {0}")]
     DnsProviders(String),
 }
@@ -161,26 +163,30 @@ async fn serve(
         .site_addr(config.listen)
         .site_root(config.site_root().to_string_lossy().to_string())
         .build();
-    let app = router(
-        AppState {
-            leptos_options,
-            pool,
-            assets,
-            keyring,
-            jobs_wake,
-            dns_providers,
-            images,
-            settings: Arc::new(Settings {
-                base_url: config.base_url(),
-                behind_proxy: config.behind_proxy,
-                dns: crate::dns_status::DnsSettings::new(
-                    config.dns_resolver,
-                    config.dns_nameserver_port,
-                ),
-            }),
-        },
-        sessions,
-    );
+    let probes = probe_settings(config)?;
+    let state = AppState {
+        leptos_options,
+        pool,
+        assets,
+        keyring,
+        jobs_wake,
+        dns_providers,
+        images,
+        settings: Arc::new(Settings {
+            base_url: config.base_url(),
+            behind_proxy: config.behind_proxy,
+            dns: crate::dns_status::DnsSettings::new(
+                config.dns_resolver,
+                config.dns_nameserver_port,
+            ),
+            probes,
+        }),
+    };
+    let rechecks = tokio::spawn(crate::go_live::run_rechecks(
+        state.clone(),
+        Duration::from_secs(config.recheck_interval_secs),
+    ));
+    let app = router(state, sessions);
 
     let listener =
         TcpListener::bind(config.listen)
@@ -202,6 +208,7 @@ async fn serve(
     tracing::info!("shutting down");
     cleanup.abort();
     jobs.abort();
+    rechecks.abort();
     served.map_err(StartupError::Serve)
 }
 
@@ -228,4 +235,33 @@ async fn shutdown_signal() {
         _ = terminate.recv() => tracing::info!("SIGTERM received"),
         _ = interrupt.recv() => tracing::info!("SIGINT received"),
     }
+}
+
+/// The probes' trust anchors (the system's plus `--probe-ca-file`) and port map.
+fn probe_settings(config: &Config) -> Result<crate::probes::ProbeSettings, StartupError> {
+    let mut extra = Vec::new();
+    if let Some(path) = &config.probe_ca_file {
+        let pem = std::fs::read(path).map_err(|err| {
+            StartupError::ProbeCa(format!("{} cannot be read: {err}", path.display()))
+        })?;
+        for cert in
+            <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(
+                &pem,
+            )
+        {
+            extra.push(cert.map_err(|err| {
+                StartupError::ProbeCa(format!("{} is not PEM certificates: {err}", path.display()))
+            })?);
+        }
+        if extra.is_empty() {
+            return Err(StartupError::ProbeCa(format!(
+                "{} holds no certificate",
+                path.display()
+            )));
+        }
+    }
+    Ok(crate::probes::ProbeSettings::new(
+        &extra,
+        config.probe_port_map.0.clone(),
+    ))
 }

@@ -432,7 +432,39 @@ pub enum StepData {
         ignored: Vec<String>,
         /// The join QR code (inline SVG), once everything needed is in place.
         qr_svg: Option<String>,
+        /// The device as the portal's probes see it, and the go-live phases.
+        device: DeviceView,
     },
+}
+
+/// The relay's device seen from the Internet, and how far going live has come.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    /// The go-live phases in order.
+    pub phases: Vec<PhaseView>,
+    /// The latest probe report.
+    pub probe: Option<chatmail_shared::probe_report::ProbeReport>,
+    /// When it was made, e.g. `2026-11-29 12:00 UTC`.
+    pub checked_at: Option<String>,
+    /// A check of the device is under way (the page refreshes).
+    pub checking: bool,
+    /// The software version the device last reported.
+    pub version: Option<String>,
+    /// `healthy`, `broken`, or `None` before the relay was first ready.
+    pub health: Option<String>,
+    /// Every phase is done.
+    pub ready: bool,
+}
+
+/// One go-live phase.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseView {
+    pub id: String,
+    pub label: String,
+    /// Done according to the latest checks.
+    pub done: bool,
+    /// When it was first reached, e.g. `2026-11-29 12:00 UTC`.
+    pub reached_at: Option<String>,
 }
 
 /// The download step: the relay's personalized images.

@@ -222,8 +222,8 @@ fn step_form(
             <crate::pages::download::DownloadView data action csrf group_id />
         }
         .into_any(),
-        StepData::Status { mail_domain, report, ignored, qr_svg } => {
-            view! { <crate::pages::status::StatusView mail_domain report ignored qr_svg action=action csrf group_id /> }
+        StepData::Status { mail_domain, report, ignored, qr_svg, device } => {
+            view! { <crate::pages::status::StatusView mail_domain report ignored qr_svg device action=action csrf group_id /> }
                 .into_any()
         }
     }

@@ -7,7 +7,7 @@ use chatmail_shared::dns_report::{CheckReport, Finding, RecordStatus, Severity, 
 use leptos::prelude::*;
 
 use crate::{
-    api::{AppError, SetupPage},
+    api::{AppError, DeviceView, SetupPage},
     components::CsrfField,
 };
 
@@ -97,11 +97,12 @@ pub fn StatusView(
     report: Option<CheckReport>,
     ignored: Vec<String>,
     qr_svg: Option<String>,
+    device: DeviceView,
     action: String,
     csrf: String,
     group_id: String,
 ) -> impl IntoView {
-    let refreshing = report.as_ref().is_none_or(still_on_its_way);
+    let refreshing = report.as_ref().is_none_or(still_on_its_way) || !device.ready;
     if refreshing {
         if let Some(Refresh(resource)) = use_context::<Refresh>() {
             Effect::new(move |_| {
@@ -164,6 +165,8 @@ pub fn StatusView(
 
     view! {
         {refreshing.then(|| view! { <noscript><meta http-equiv="refresh" content="60" /></noscript> })}
+        <DeviceSection device=device.clone() />
+        <h2>"DNS"</h2>
         <p class=headline_class id="status-headline" role="status">{headline}</p>
         <p class="muted">
             {format!("Checked {} record(s) of {} in {} ms", report.records.len(), mail_domain, report.duration_ms)}
@@ -254,11 +257,111 @@ pub fn StatusView(
         <h2>"Join"</h2>
         {match qr_svg {
             Some(svg) => view! {
-                <p>"Scan this code with Delta Chat to create an account on your relay. It works once the relay's device is running."</p>
+                {if device.ready {
+                    view! { <p id="join-ready">"Your relay is ready. Scan this code with Delta Chat to create an account on it."</p> }.into_any()
+                } else {
+                    view! { <p>"Scan this code with Delta Chat to create an account on your relay. It works once every step under \"Going live\" is done."</p> }.into_any()
+                }}
                 <div class="qr" inner_html=svg></div>
+                <p><a class="button" href=format!("/groups/{group_id}/invite-card") target="_blank">"Printable invitation"</a></p>
             }.into_any(),
             None => view! { <p>"The QR code to join appears here once the DNS problems above are fixed."</p> }.into_any(),
         }}
     }
     .into_any()
+}
+
+fn port_cell(probe: Option<&chatmail_shared::probe_report::PortProbe>) -> AnyView {
+    match probe {
+        Some(port) if port.open => view! {
+            <td class="state-ok"><span class="state-icon" aria-hidden="true">"\u{2713}"</span><span class="visually-hidden">"open"</span></td>
+        }
+        .into_any(),
+        Some(port) => view! {
+            <td class="state-error" title=port.problem.clone().unwrap_or_default()><span class="state-icon" aria-hidden="true">"\u{2717}"</span><span class="visually-hidden">"closed"</span></td>
+        }
+        .into_any(),
+        None => view! { <td>"?"</td> }.into_any(),
+    }
+}
+
+/// Going live: the phases with when each was reached, then what the probes of the device
+/// found, grouped by who has to act.
+#[component]
+fn DeviceSection(device: DeviceView) -> impl IntoView {
+    let checked = match (&device.checked_at, device.checking) {
+        (_, true) => "Checking your device now…".to_string(),
+        (Some(at), false) => format!("Device last checked {at}."),
+        (None, false) => "Your device has not been checked yet.".to_string(),
+    };
+    let findings: Vec<Finding> = device
+        .probe
+        .as_ref()
+        .map(|probe| probe.findings.clone())
+        .unwrap_or_default();
+    view! {
+        <section id="go-live" data-ready=device.ready.to_string()>
+            <h2>"Going live"</h2>
+            <ol class="phases">
+                {device.phases.iter().map(|phase| {
+                    let (symbol, class) = if phase.done { ("\u{2713}", "state-ok") } else { ("\u{2026}", "state-waiting") };
+                    view! {
+                        <li class=class data-phase=phase.id.clone() data-done=phase.done.to_string()>
+                            <span class="state-icon" aria-hidden="true">{symbol}</span>" "{phase.label.clone()}
+                            {phase.reached_at.clone().map(|at| view! { <span class="muted">" (first reached "{at}")"</span> })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ol>
+            <p class="muted" id="device-checked">
+                {checked}
+                {device.version.clone().map(|v| format!(" Software version {v}."))}
+                {(device.health.as_deref() == Some("broken")).then_some(" It was ready before and is not any more.")}
+            </p>
+            {WHO_ORDER.into_iter().filter_map(|who| {
+                let group: Vec<Finding> = findings.iter().filter(|f| f.who_acts == who).cloned().collect();
+                if group.is_empty() {
+                    return None;
+                }
+                Some(view! {
+                    <section class="findings device-findings" data-who=format!("{who:?}")>
+                        <h3>{who_heading(who)}</h3>
+                        {group.into_iter().map(|finding| {
+                            let (symbol, class, label) = icon(Some(finding.severity));
+                            view! {
+                                <article class=format!("finding {class}") data-finding=finding.id.clone()>
+                                    <h4><span class="state-icon" aria-hidden="true">{symbol}</span><span class="visually-hidden">{label}": "</span>{finding.title.clone()}</h4>
+                                    <p>{finding.explanation.clone()}</p>
+                                    <p class="fix"><strong>"What to do: "</strong>{finding.fix.clone()}</p>
+                                </article>
+                            }
+                        }).collect_view()}
+                    </section>
+                })
+            }).collect_view()}
+            {device.probe.as_ref().filter(|p| !p.addresses.is_empty()).map(|probe| view! {
+                <table class="table" id="device-ports">
+                    <thead><tr><th scope="col">"Address"</th>
+                        {[25u16, 80, 443, 465, 587, 993].into_iter().map(|port| view! { <th scope="col">{port}</th> }).collect_view()}
+                    </tr></thead>
+                    <tbody>
+                        {probe.addresses.iter().map(|address| view! {
+                            <tr data-address=address.address.clone()>
+                                <td><code>{address.address.clone()}</code>" "{address.family.clone()}</td>
+                                {[25u16, 80, 443, 465, 587, 993].into_iter().map(|port| port_cell(address.ports.iter().find(|p| p.port == port))).collect_view()}
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+            {device.probe.as_ref().and_then(|p| p.certificate.clone()).map(|cert| view! {
+                <p id="device-certificate" class=if cert.valid { "state-ok" } else { "state-error" }>
+                    {if cert.valid { "HTTPS certificate valid" } else { "HTTPS certificate not valid" }}
+                    {cert.days_left.map(|d| format!(", {d} day(s) left"))}
+                    {cert.issuer.clone().map(|i| format!(", issued by {i}"))}
+                    "."
+                </p>
+            })}
+        </section>
+    }
 }

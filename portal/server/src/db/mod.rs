@@ -7,6 +7,7 @@ pub mod dns;
 pub mod groups;
 pub mod invites;
 pub mod operator;
+pub mod probes;
 pub mod relays;
 
 use std::time::Duration;

@@ -16,6 +16,35 @@ pub struct RelayRow {
     pub completed_step: i16,
     pub ignored_warnings: Vec<String>,
     pub dns_mode: Option<String>,
+    /// The device's DKIM public key (base64), once its status document was trusted.
+    pub device_dkim_public_key: Option<String>,
+    /// The device's ACME account URL, once it has one and its status was trusted.
+    pub device_acme_account_url: Option<String>,
+    /// The software version the device last reported.
+    pub device_version: Option<String>,
+}
+
+/// The columns of [`RelayRow`], for `FROM relays r LEFT JOIN free_zones z …`.
+const COLUMNS: &str =
+    "r.group_id, r.mail_domain, r.free_zone_id, z.zone AS free_zone, r.config_toml, \
+    r.hardware, host(r.ipv4) AS ipv4, host(r.ipv6) AS ipv6, r.completed_step, r.ignored_warnings, \
+    r.dns_mode, r.device_dkim_public_key, r.device_acme_account_url, r.device_version";
+
+impl RelayRow {
+    /// What the device proved about itself, for the DNS plan (DKIM and CAA records). A
+    /// stored value that no longer parses counts as unknown.
+    pub fn device_facts(&self) -> chatmail_shared::DeviceFacts {
+        chatmail_shared::DeviceFacts {
+            dkim_public_key: self
+                .device_dkim_public_key
+                .as_deref()
+                .and_then(|key| chatmail_shared::device_facts::DkimPublicKey::rsa(key).ok()),
+            acme_account_url: self
+                .device_acme_account_url
+                .as_deref()
+                .and_then(|url| chatmail_shared::device_facts::AcmeAccountUrl::parse(url).ok()),
+        }
+    }
 }
 
 /// The relay of a group the account belongs to.
@@ -24,13 +53,11 @@ pub async fn of_group(
     account: Uuid,
     group: Uuid,
 ) -> Result<Option<RelayRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.group_id, r.mail_domain, r.free_zone_id, z.zone AS free_zone, r.config_toml, r.hardware, \
-                host(r.ipv4) AS ipv4, host(r.ipv6) AS ipv6, r.completed_step, r.ignored_warnings, r.dns_mode \
-         FROM relays r LEFT JOIN free_zones z ON z.id = r.free_zone_id \
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM relays r LEFT JOIN free_zones z ON z.id = r.free_zone_id \
          WHERE r.group_id = $1 \
-           AND EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = $1 AND m.account_id = $2)",
-    )
+           AND EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = $1 AND m.account_id = $2)"
+    ))
     .bind(group)
     .bind(account)
     .fetch_optional(pool)
@@ -39,11 +66,10 @@ pub async fn of_group(
 
 /// The relay of a group, for background work that acts on nobody's behalf (jobs).
 pub async fn by_group(pool: &PgPool, group: Uuid) -> Result<Option<RelayRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.group_id, r.mail_domain, r.free_zone_id, z.zone AS free_zone, r.config_toml, r.hardware, \
-                host(r.ipv4) AS ipv4, host(r.ipv6) AS ipv6, r.completed_step, r.ignored_warnings, r.dns_mode \
-         FROM relays r LEFT JOIN free_zones z ON z.id = r.free_zone_id WHERE r.group_id = $1",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM relays r LEFT JOIN free_zones z ON z.id = r.free_zone_id \
+         WHERE r.group_id = $1"
+    ))
     .bind(group)
     .fetch_optional(pool)
     .await
@@ -135,4 +161,40 @@ pub async fn complete_step(pool: &PgPool, group: Uuid, step: i16) -> Result<(), 
     .execute(pool)
     .await
     .map(|_| ())
+}
+
+/// Every relay that has a name, for the periodic re-checks.
+pub async fn all_named(pool: &PgPool) -> Result<Vec<RelayRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM relays r LEFT JOIN free_zones z ON z.id = r.free_zone_id \
+         WHERE r.mail_domain IS NOT NULL ORDER BY r.group_id"
+    ))
+    .fetch_all(pool)
+    .await
+}
+
+/// Stores what the device proved about itself; returns whether the published facts (DKIM
+/// key, ACME account) changed.
+pub async fn set_device_facts(
+    pool: &PgPool,
+    group: Uuid,
+    dkim_public_key: &str,
+    acme_account_url: Option<&str>,
+    version: &str,
+) -> Result<bool, sqlx::Error> {
+    let changed: Option<bool> = sqlx::query_scalar(
+        "WITH old AS (SELECT device_dkim_public_key, device_acme_account_url FROM relays WHERE group_id = $1 FOR UPDATE) \
+         UPDATE relays r SET device_dkim_public_key = $2, device_acme_account_url = $3, \
+                device_version = $4, device_seen_at = now() \
+         FROM old WHERE r.group_id = $1 \
+         RETURNING old.device_dkim_public_key IS DISTINCT FROM $2 \
+                OR old.device_acme_account_url IS DISTINCT FROM $3",
+    )
+    .bind(group)
+    .bind(dkim_public_key)
+    .bind(acme_account_url)
+    .bind(version)
+    .fetch_optional(pool)
+    .await?;
+    Ok(changed.unwrap_or(false))
 }

@@ -25,7 +25,7 @@ use chatmail_dns_providers::{
     oauth::{CallbackParams, OAuthProvider, PendingAuth},
     rfc2136::TsigAlgorithm,
 };
-use chatmail_shared::{DeviceFacts, DnsPlan, MailDomain};
+use chatmail_shared::{DnsPlan, MailDomain};
 use tower_sessions::Session;
 use uuid::Uuid;
 
@@ -813,7 +813,7 @@ pub async fn zone_file(
         return problem(StatusCode::NOT_FOUND, "Choose the relay's name first.");
     };
     let config = relay_config::load_or_new(&relay, domain.clone());
-    let plan = DnsPlan::new(&config, &DeviceFacts::default());
+    let plan = DnsPlan::new(&config, &relay.device_facts());
     let body = chatmail_dns_providers::manual::records_file(&plan);
     (
         [

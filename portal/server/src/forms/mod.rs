@@ -82,6 +82,10 @@ pub fn routes() -> Router<AppState> {
             axum::routing::get(download::imager_image),
         )
         .route("/groups/{id}/dns-check", post(status::recheck))
+        .route(
+            "/groups/{id}/invite-card",
+            axum::routing::get(status::invite_card),
+        )
         .route("/groups/{id}/dns-check/ignore", post(status::ignore))
         .route("/groups/{id}/dns-check/unignore", post(status::unignore))
         .route("/operator/settings", post(operator::save_settings))

@@ -17,6 +17,61 @@ use crate::{
     db, dns_status, AppState,
 };
 
+/// `GET /groups/{id}/invite-card`: a page to print or share, with the join QR code and
+/// what to do with it.
+pub async fn invite_card(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+    account: Option<Extension<CurrentAccount>>,
+) -> Response {
+    let Some(Extension(account)) = account else {
+        return super::see_other(&format!("/signin?next=/groups/{group}/invite-card"));
+    };
+    let Ok(group) = group.parse::<Uuid>() else {
+        return problem(StatusCode::NOT_FOUND, "There is no such group.");
+    };
+    let relay = match db::relays::of_group(&state.pool, account.id, group).await {
+        Ok(Some(relay)) => relay,
+        Ok(None) => return problem(StatusCode::NOT_FOUND, "There is no such group."),
+        Err(err) => return internal(err),
+    };
+    let Some(domain) = relay
+        .mail_domain
+        .as_deref()
+        .and_then(|d| chatmail_shared::MailDomain::parse(d).ok())
+    else {
+        return problem(StatusCode::NOT_FOUND, "Choose the relay's name first.");
+    };
+    let name = escape(&domain.to_unicode());
+    let qr = chatmail_shared::qr::account_svg(&domain);
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Join {name}</title><style>body{{font-family:sans-serif;max-width:36rem;margin:2rem auto;\
+         text-align:center}}.qr svg{{width:16rem;height:16rem}}ol{{text-align:left}}</style></head>\
+         <body><h1>Chat with us on {name}</h1><div class=\"qr\">{qr}</div><ol>\
+         <li>Install Delta Chat on your phone or computer (delta.chat).</li>\
+         <li>Choose \"Create a new profile\", then \"Use a different server\" and scan this code.</li>\
+         <li>Pick a name and a picture; your address on {name} is made for you.</li></ol>\
+         <p>No phone number, no e-mail address and no password to remember.</p></body></html>"
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, no-store"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 fn status_page(group: &str) -> String {
     format!("/groups/{group}/setup/status")
 }
@@ -38,9 +93,25 @@ pub async fn recheck(
         Ok(None) => return problem(StatusCode::NOT_FOUND, "There is no such group."),
         Err(err) => return internal(err),
     };
-    match dns_status::check_now(&state.pool, &state.settings.dns, &relay).await {
-        Ok(Some(_)) => {
-            FlashBuilder::success("Checked again just now.")
+    // DNS and the device, together; new device keys are published on the way.
+    let checked = crate::go_live::check(
+        &state.pool,
+        &state.settings.dns,
+        &state.settings.probes,
+        &relay,
+    )
+    .await;
+    match checked {
+        Ok(Some(checked)) => {
+            if checked.publishing {
+                state.jobs_wake.notify_one();
+            }
+            let message = if checked.publishing {
+                "Checked again just now. Your device's keys are being published in DNS."
+            } else {
+                "Checked again just now."
+            };
+            FlashBuilder::success(message)
                 .redirect(&session, &back)
                 .await
         }

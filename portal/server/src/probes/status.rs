@@ -134,3 +134,164 @@ pub fn check(body: &[u8], domain: &MailDomain, nonce: &str) -> Result<TrustedSta
         health: status.health.status,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatmail_shared::relay_status::{AcmeStatus, DkimStatus, HealthStatus, Proof};
+    use rsa::{pkcs8::EncodePublicKey, signature::SignatureEncoding, signature::Signer};
+
+    const NONCE: &str = "fresh-nonce-0123456789";
+
+    /// A relay's key (1024 bits keeps the test fast; the check does not care).
+    fn key() -> rsa::RsaPrivateKey {
+        use std::sync::OnceLock;
+        static KEY: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| rsa::RsaPrivateKey::new(&mut rand_core(), 1024).unwrap())
+            .clone()
+    }
+
+    fn rand_core() -> rand::rngs::OsRng {
+        rand::rngs::OsRng
+    }
+
+    fn document(
+        domain: &str,
+        nonce: &str,
+        signed_nonce: &str,
+        key: &rsa::RsaPrivateKey,
+    ) -> Vec<u8> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let public = engine.encode(key.to_public_key().to_public_key_der().unwrap().as_bytes());
+        let account = Some("https://ca.example/acct/7".to_string());
+        let message = proof_message(domain, signed_nonce, &public, account.as_deref());
+        let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
+        let signature = engine.encode(signer.sign(&message).to_vec());
+        let status = RelayStatus {
+            format: 1,
+            version: "0.1.0".into(),
+            mail_domain: domain.into(),
+            dkim: DkimStatus {
+                selector: "opendkim".into(),
+                record_name: format!("opendkim._domainkey.{domain}"),
+                txt: format!("v=DKIM1;k=rsa;p={public}"),
+                public_key: public,
+            },
+            acme: AcmeStatus {
+                directory_url: "https://ca.example/dir".into(),
+                account_url: account,
+            },
+            health: HealthStatus {
+                status: "ok".into(),
+                maddy_running: true,
+                accounts_store_ok: true,
+                certificate_placeholder: false,
+                certificate_not_after: None,
+            },
+            proof: Some(Proof {
+                nonce: nonce.into(),
+                signature,
+            }),
+        };
+        serde_json::to_vec(&status).unwrap()
+    }
+
+    fn domain() -> MailDomain {
+        MailDomain::parse("chat.example.org").unwrap()
+    }
+
+    #[test]
+    fn a_fresh_signed_answer_from_this_relay_is_trusted() {
+        let body = document("chat.example.org", NONCE, NONCE, &key());
+        let trusted = check(&body, &domain(), NONCE).unwrap();
+        assert_eq!(
+            trusted.acme_account_url.as_deref(),
+            Some("https://ca.example/acct/7")
+        );
+        assert!(trusted.dkim_txt.starts_with("v=DKIM1"));
+    }
+
+    #[test]
+    fn another_relays_answer_is_refused() {
+        let body = document("other.example.net", NONCE, NONCE, &key());
+        assert_eq!(
+            check(&body, &domain(), NONCE),
+            Err(StatusError::OtherRelay {
+                found: "other.example.net".into()
+            })
+        );
+    }
+
+    #[test]
+    fn an_old_answer_is_refused_as_replayed() {
+        // Recorded for an earlier question, signature and all.
+        let body = document(
+            "chat.example.org",
+            "older-nonce-0123456789",
+            "older-nonce-0123456789",
+            &key(),
+        );
+        assert_eq!(check(&body, &domain(), NONCE), Err(StatusError::Replayed));
+        // Without any proof (e.g. an old device or a copied page).
+        let mut status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        status.as_object_mut().unwrap().remove("proof");
+        let body = serde_json::to_vec(&status).unwrap();
+        assert_eq!(check(&body, &domain(), NONCE), Err(StatusError::Replayed));
+    }
+
+    #[test]
+    fn an_echoed_nonce_without_the_matching_signature_is_refused() {
+        // A middlebox echoes the new nonce but cannot sign it.
+        let body = document("chat.example.org", NONCE, "older-nonce-0123456789", &key());
+        assert_eq!(
+            check(&body, &domain(), NONCE),
+            Err(StatusError::BadSignature)
+        );
+        // A key swapped in for the device's: the signature no longer matches.
+        let mut status: serde_json::Value =
+            serde_json::from_slice(&document("chat.example.org", NONCE, NONCE, &key())).unwrap();
+        let other = rsa::RsaPrivateKey::new(&mut rand_core(), 1024).unwrap();
+        let engine = base64::engine::general_purpose::STANDARD;
+        status["dkim"]["public_key"] = engine
+            .encode(
+                other
+                    .to_public_key()
+                    .to_public_key_der()
+                    .unwrap()
+                    .as_bytes(),
+            )
+            .into();
+        let body = serde_json::to_vec(&status).unwrap();
+        assert_eq!(
+            check(&body, &domain(), NONCE),
+            Err(StatusError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        for body in [
+            &b""[..],
+            b"<html>It works!</html>",
+            b"{}",
+            b"{\"format\":1}",
+            &[0xff; 100][..],
+        ] {
+            assert!(
+                matches!(
+                    check(body, &domain(), NONCE),
+                    Err(StatusError::Malformed(_))
+                ),
+                "{body:?}"
+            );
+        }
+        let mut status: serde_json::Value =
+            serde_json::from_slice(&document("chat.example.org", NONCE, NONCE, &key())).unwrap();
+        status["proof"]["signature"] = "not base64 !!".into();
+        let body = serde_json::to_vec(&status).unwrap();
+        assert_eq!(
+            check(&body, &domain(), NONCE),
+            Err(StatusError::BadSignature)
+        );
+    }
+}
