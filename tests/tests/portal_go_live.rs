@@ -254,6 +254,13 @@ async fn the_device_is_proved_its_keys_are_published_and_the_relay_becomes_ready
         .await
         .unwrap();
     assert_eq!(health.as_deref(), Some("broken"));
+    // The group's list of relays says so too.
+    let groups = alice.page("/groups").await;
+    assert!(
+        groups.contains("data-relay-broken=\"true\""),
+        "{}",
+        visible_text(&groups)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

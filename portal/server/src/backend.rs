@@ -86,6 +86,7 @@ impl Backend for PortalBackend {
                     mail_domain: row.mail_domain.map(|d| unicode(&d)),
                     completed_step: row.completed_step.clamp(0, 7) as u8,
                     disabled: row.disabled_reason.is_some(),
+                    broken: row.health.as_deref() == Some("broken"),
                 })
                 .collect(),
             limit: settings.max_groups_per_account.max(0) as u32,
@@ -247,10 +248,16 @@ impl Backend for PortalBackend {
                     completed_step: g.completed_step.clamp(0, 7) as u8,
                     disabled_reason: g.disabled_reason,
                     created: g.created,
-                    unhealthy: g.dns_errors.unwrap_or(0) > 0,
+                    unhealthy: g.dns_errors.unwrap_or(0) > 0
+                        || g.relay_health.as_deref() == Some("broken"),
                     health: g.dns_checked.map(|checked| {
+                        let device = match g.relay_health.as_deref() {
+                            Some("healthy") => "; relay ready",
+                            Some("broken") => "; relay NOT working (was ready)",
+                            _ => "; relay not ready yet",
+                        };
                         format!(
-                            "DNS: {} problem(s), {} warning(s) (checked {checked})",
+                            "DNS: {} problem(s), {} warning(s) (checked {checked}){device}",
                             g.dns_errors.unwrap_or(0),
                             g.dns_warnings.unwrap_or(0)
                         )

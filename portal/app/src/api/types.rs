@@ -87,6 +87,8 @@ pub struct GroupSummary {
     pub mail_domain: Option<String>,
     pub completed_step: u8,
     pub disabled: bool,
+    /// The relay was ready and a re-check found it no longer is.
+    pub broken: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -64,6 +64,7 @@ pub fn Groups() -> impl IntoView {
                                                                 <p>{group.mail_domain.clone().unwrap_or_else(|| "No name chosen yet".into())}</p>
                                                                 <p class="muted">{progress_text(group.completed_step)}" · "{group.role.label()}</p>
                                                                 {group.disabled.then(|| view! { <p class="badge badge-warning">"Disabled by the operator"</p> })}
+                                                                {group.broken.then(|| view! { <p class="badge badge-warning" data-relay-broken="true">"Relay not working: see its status"</p> })}
                                                             </li>
                                                         }
                                                     }).collect_view()}

@@ -20,6 +20,8 @@ pub struct GroupRow {
     pub disabled_reason: Option<String>,
     pub mail_domain: Option<String>,
     pub completed_step: i16,
+    /// `healthy` or `broken` once the relay was first ready (periodic re-checks).
+    pub health: Option<String>,
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -49,7 +51,7 @@ pub async fn membership(
 
 pub async fn of_account(pool: &PgPool, account: Uuid) -> Result<Vec<GroupRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT g.id, g.name, m.role, g.disabled_reason, r.mail_domain, coalesce(r.completed_step, 0::smallint) AS completed_step \
+        "SELECT g.id, g.name, m.role, g.disabled_reason, r.mail_domain, coalesce(r.completed_step, 0::smallint) AS completed_step, r.health \
          FROM groups g JOIN group_members m ON m.group_id = g.id LEFT JOIN relays r ON r.group_id = g.id \
          WHERE m.account_id = $1 ORDER BY g.created_at",
     )

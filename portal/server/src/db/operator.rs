@@ -89,6 +89,8 @@ pub struct GroupOverview {
     pub dns_errors: Option<i64>,
     pub dns_warnings: Option<i64>,
     pub dns_checked: Option<String>,
+    /// `healthy` or `broken` once the relay was first ready.
+    pub relay_health: Option<String>,
 }
 
 pub async fn all_groups(pool: &PgPool) -> Result<Vec<GroupOverview>, sqlx::Error> {
@@ -98,7 +100,8 @@ pub async fn all_groups(pool: &PgPool) -> Result<Vec<GroupOverview>, sqlx::Error
                 to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS created, \
                 (c.report -> 'summary' ->> 'errors')::bigint AS dns_errors, \
                 (c.report -> 'summary' ->> 'warnings')::bigint AS dns_warnings, \
-                to_char(c.checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC' AS dns_checked \
+                to_char(c.checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC' AS dns_checked, \
+                r.health AS relay_health \
          FROM groups g LEFT JOIN relays r ON r.group_id = g.id LEFT JOIN dns_checks c ON c.group_id = g.id \
          ORDER BY g.created_at DESC LIMIT 500",
     )
