@@ -35,6 +35,9 @@ pub struct PortalCommand {
     pub log_dir: PathBuf,
     /// More command-line options for the portal.
     pub extra_args: Vec<String>,
+    /// Probe relay devices (off unless a test asks: a test relay's addresses are made up,
+    /// and tests never leave loopback).
+    pub device_probes: bool,
 }
 
 impl PortalCommand {
@@ -46,7 +49,14 @@ impl PortalCommand {
             run_as: None,
             log_dir: log_dir.to_path_buf(),
             extra_args: Vec::new(),
+            device_probes: false,
         }
+    }
+
+    /// Lets the portal probe relay devices (their addresses must be on loopback).
+    pub fn device_probes(mut self) -> Self {
+        self.device_probes = true;
+        self
     }
 
     /// Adds a command-line option for the portal.
@@ -77,6 +87,7 @@ impl PortalCommand {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .arg(format!("--device-probes={}", self.device_probes))
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

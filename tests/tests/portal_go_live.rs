@@ -147,6 +147,7 @@ async fn the_device_is_proved_its_keys_are_published_and_the_relay_becomes_ready
 
     let portal = PortalCommand::new(&dir.path().join("data"), dir.path())
         .database_url(postgres.url())
+        .device_probes()
         .arg("--dns-resolver")
         .arg(pdns.dns_addr().to_string())
         .arg("--dns-nameserver-port")
@@ -280,6 +281,7 @@ async fn a_closed_port_and_an_untrusted_certificate_are_explained_and_nothing_is
     let dir = shared_temp_dir();
     let portal = PortalCommand::new(&dir.path().join("data"), dir.path())
         .database_url(postgres.url())
+        .device_probes()
         .arg("--dns-resolver")
         .arg(pdns.dns_addr().to_string())
         .arg("--dns-nameserver-port")

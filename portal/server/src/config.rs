@@ -52,6 +52,11 @@ pub struct Config {
     #[arg(long, env = "PORTAL_DNS_NAMESERVER_PORT", default_value_t = 53)]
     pub dns_nameserver_port: u16,
 
+    /// Probe relays' devices from this portal (ports, certificate, status). Turn off only
+    /// where the portal cannot or must not connect out to relays (closed test networks).
+    #[arg(long, env = "PORTAL_DEVICE_PROBES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub device_probes: bool,
+
     /// Extra trust anchors (PEM file) for probing relays' HTTPS, besides the system's (a test
     /// CA such as Pebble's; never needed on the Internet).
     #[arg(long, env = "PORTAL_PROBE_CA_FILE")]

@@ -260,8 +260,7 @@ fn probe_settings(config: &Config) -> Result<crate::probes::ProbeSettings, Start
             )));
         }
     }
-    Ok(crate::probes::ProbeSettings::new(
-        &extra,
-        config.probe_port_map.0.clone(),
-    ))
+    let mut settings = crate::probes::ProbeSettings::new(&extra, config.probe_port_map.0.clone());
+    settings.enabled = config.device_probes;
+    Ok(settings)
 }

@@ -39,6 +39,23 @@ fn purpose(port: u16) -> &'static str {
     }
 }
 
+/// The portal was told not to probe devices.
+pub fn probes_off() -> Finding {
+    finding(
+        "probes-off",
+        Severity::Warning,
+        "This portal does not check devices".into(),
+        "Whoever runs this portal turned its device checks off, so it cannot tell whether \
+         your relay is reachable or publish its keys by itself."
+            .into(),
+        "Ask whoever runs this portal to turn device checks on, or check your relay with \
+         Delta Chat directly."
+            .into(),
+        WhoActs::PortalAdmin,
+        None,
+    )
+}
+
 pub fn explain(
     target: &Target<'_>,
     addresses: &[AddressProbe],

@@ -38,6 +38,8 @@ pub struct ProbeSettings {
     pub port_map: HashMap<u16, u16>,
     /// Longest wait for one connection or answer.
     pub timeout: Duration,
+    /// Whether the portal probes devices at all.
+    pub enabled: bool,
 }
 
 impl ProbeSettings {
@@ -58,6 +60,7 @@ impl ProbeSettings {
             roots: Arc::new(roots),
             port_map,
             timeout: Duration::from_secs(8),
+            enabled: true,
         }
     }
 
@@ -86,6 +89,15 @@ pub struct Target<'a> {
 
 /// Probes every address and port, the certificate and the status document, in parallel.
 pub async fn probe(target: &Target<'_>, settings: &ProbeSettings) -> ProbeReport {
+    if !settings.enabled {
+        return ProbeReport {
+            checked_at_unix_secs: now_unix_secs(),
+            addresses: Vec::new(),
+            certificate: None,
+            status: None,
+            findings: vec![findings::probes_off()],
+        };
+    }
     let addresses = futures_util::future::join_all(
         target
             .addresses
@@ -120,13 +132,17 @@ pub async fn probe(target: &Target<'_>, settings: &ProbeSettings) -> ProbeReport
         status_error.as_ref(),
     );
     ProbeReport {
-        checked_at_unix_secs: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        checked_at_unix_secs: now_unix_secs(),
         addresses,
         certificate,
         status: trusted,
         findings,
     }
+}
+
+fn now_unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
