@@ -11,7 +11,10 @@
 use std::time::Duration;
 
 use chatmail_dns_providers::{powerdns::PowerDns as PowerDnsApi, DnsProvider};
-use chatmail_dns_world::pdns::{minimal_zone, PowerDns, PDNS_IP};
+use chatmail_dns_world::{
+    pdns::{minimal_zone, PowerDns, PDNS_IP},
+    ServerSpec, World,
+};
 use chatmail_tests::{
     appliance::{Appliance, Ports},
     pebble::Pebble,
@@ -25,6 +28,7 @@ use sqlx::PgPool;
 const PASSWORD: &str = "correct horse battery";
 const DOMAIN: &str = "example.org";
 const LIMIT: Duration = Duration::from_secs(300);
+const BLOCKLIST_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 41);
 
 fn port_map(ports: &Ports) -> String {
     format!(
@@ -141,6 +145,18 @@ async fn the_device_is_proved_its_keys_are_published_and_the_relay_becomes_ready
         (status["health"]["certificate_placeholder"] == false).then_some(())
     })
     .await;
+    // A resolver Spamhaus would answer, here serving a ZEN zone that lists 127.0.0.1 as a
+    // home-connection range (code 127.0.0.10): explained, but it never blocks "ready".
+    let blocklist = World::start(vec![ServerSpec::new(
+        BLOCKLIST_IP,
+        vec![format!(
+            "$ORIGIN zen.spamhaus.org.\n$TTL 60\n\
+             @ IN SOA ns.zen.spamhaus.org. hostmaster.zen.spamhaus.org. 1 7200 3600 1209600 60\n\
+             @ IN NS ns.zen.spamhaus.org.\nns IN A {BLOCKLIST_IP}\n\
+             1.0.0.127 IN A 127.0.0.10\n"
+        )],
+    )])
+    .await;
     let dir = shared_temp_dir();
     let ca = dir.path().join("pebble-issuing-root.pem");
     std::fs::write(&ca, pebble.issuing_root_pem().await).unwrap();
@@ -154,6 +170,8 @@ async fn the_device_is_proved_its_keys_are_published_and_the_relay_becomes_ready
         .arg(pdns.dns_addr().port().to_string())
         .arg("--probe-ca-file")
         .arg(ca.display().to_string())
+        .arg("--blocklist-resolver")
+        .arg(blocklist.addr(BLOCKLIST_IP).to_string())
         .arg("--probe-port-map")
         .arg(port_map(&setup.ports))
         .start()
@@ -310,6 +328,10 @@ async fn a_closed_port_and_an_untrusted_certificate_are_explained_and_nothing_is
     assert!(
         text.contains("certificate"),
         "the certificate problem is explained: {text}"
+    );
+    assert!(
+        body.contains("data-finding=\"blocklist-not-checked\""),
+        "without a suitable resolver the page says blocklists were not checked: {text}"
     );
     wait_for_jobs(&pool).await;
     let zone = zone_lines(&pdns).await;

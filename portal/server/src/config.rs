@@ -57,6 +57,12 @@ pub struct Config {
     #[arg(long, env = "PORTAL_DEVICE_PROBES", default_value_t = true, action = clap::ArgAction::Set)]
     pub device_probes: bool,
 
+    /// A DNS resolver (address:port) that Spamhaus answers, for the blocklist check of
+    /// relays' addresses (Spamhaus refuses public resolvers). Without it the check is skipped
+    /// and the status page says so.
+    #[arg(long, env = "PORTAL_BLOCKLIST_RESOLVER")]
+    pub blocklist_resolver: Option<std::net::SocketAddr>,
+
     /// Extra trust anchors (PEM file) for probing relays' HTTPS, besides the system's (a test
     /// CA such as Pebble's; never needed on the Internet).
     #[arg(long, env = "PORTAL_PROBE_CA_FILE")]

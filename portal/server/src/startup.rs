@@ -262,5 +262,6 @@ fn probe_settings(config: &Config) -> Result<crate::probes::ProbeSettings, Start
     }
     let mut settings = crate::probes::ProbeSettings::new(&extra, config.probe_port_map.0.clone());
     settings.enabled = config.device_probes;
+    settings.blocklist_resolver = config.blocklist_resolver;
     Ok(settings)
 }

@@ -7,6 +7,7 @@
 //! Parsing and policy are separate from I/O: [`findings`] turns what was observed into
 //! findings without sockets.
 
+mod blocklist;
 mod certificate;
 mod findings;
 mod ports;
@@ -40,6 +41,8 @@ pub struct ProbeSettings {
     pub timeout: Duration,
     /// Whether the portal probes devices at all.
     pub enabled: bool,
+    /// A resolver Spamhaus answers, for the blocklist check (none: not checked).
+    pub blocklist_resolver: Option<SocketAddr>,
 }
 
 impl ProbeSettings {
@@ -61,6 +64,7 @@ impl ProbeSettings {
             port_map,
             timeout: Duration::from_secs(8),
             enabled: true,
+            blocklist_resolver: None,
         }
     }
 
@@ -98,13 +102,19 @@ pub async fn probe(target: &Target<'_>, settings: &ProbeSettings) -> ProbeReport
             findings: vec![findings::probes_off()],
         };
     }
-    let addresses = futures_util::future::join_all(
-        target
-            .addresses
-            .iter()
-            .map(|address| ports::probe_address(*address, settings)),
-    )
-    .await;
+    let (addresses, blocklisted) = tokio::join!(
+        futures_util::future::join_all(
+            target
+                .addresses
+                .iter()
+                .map(|address| ports::probe_address(*address, settings)),
+        ),
+        blocklist::check(
+            settings.blocklist_resolver,
+            &target.addresses,
+            settings.timeout
+        )
+    );
     // The certificate and the status document come from the first address that is open
     // on 443 (they are the same device).
     let https = addresses
@@ -125,12 +135,13 @@ pub async fn probe(target: &Target<'_>, settings: &ProbeSettings) -> ProbeReport
     };
     let trusted = status.as_ref().and_then(|s| s.as_ref().ok().cloned());
     let status_error = status.and_then(|s| s.err());
-    let findings = findings::explain(
+    let mut findings = findings::explain(
         target,
         &addresses,
         certificate.as_ref(),
         status_error.as_ref(),
     );
+    findings.extend(blocklisted);
     ProbeReport {
         checked_at_unix_secs: now_unix_secs(),
         addresses,
