@@ -179,10 +179,20 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            // A relay that stops says why on the device's console too (gokrazy keeps a
+            // service's own output only in its web interface).
+            let console = first_boot::Console::new(args.console.clone());
+            let panic_console = console.clone();
+            let default_hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                panic_console.say(&format!("panic: {info}"));
+                default_hook(info);
+            }));
             match runtime.block_on(run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
+                    console.say(&format!("STOPPED: {e:#}"));
                     ExitCode::FAILURE
                 }
             }

@@ -224,9 +224,12 @@ impl Qemu {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         loop {
             if let Some(value) = check().await {
+                // Boot times are printed, never asserted (they depend on the machine).
+                eprintln!("{what}: after {:.1} s", started.elapsed().as_secs_f64());
                 return value;
             }
             self.assert_running();

@@ -56,12 +56,18 @@ pub fn resolver_config(dns: Dns) -> anyhow::Result<(ResolverConfig, ResolverOpts
     opts.timeout = Duration::from_secs(10);
     opts.attempts = 2;
     match dns {
-        Dns::System => {
-            let (config, mut sys_opts) =
-                mail_auth::hickory_resolver::system_conf::read_system_conf()?;
-            sys_opts.timeout = opts.timeout;
-            Ok((config, sys_opts))
-        }
+        Dns::System => match mail_auth::hickory_resolver::system_conf::read_system_conf() {
+            Ok((config, mut sys_opts)) => {
+                sys_opts.timeout = opts.timeout;
+                Ok((config, sys_opts))
+            }
+            // A device whose network gave it no resolver (yet) still runs and reports its
+            // status; lookups go to a public resolver meanwhile.
+            Err(err) => {
+                tracing::warn!("no usable /etc/resolv.conf ({err}); asking 9.9.9.9 instead");
+                resolver_config(Dns::Server(SocketAddr::from(([9, 9, 9, 9], 53))))
+            }
+        },
         Dns::Server(addr) => {
             let connections = [ProtocolConfig::Udp, ProtocolConfig::Tcp]
                 .into_iter()

@@ -9,7 +9,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // appliance is where the packer puts the Rust binary.
@@ -22,7 +24,22 @@ var environment = []string{
 	"CHATMAIL_MADDY_BIN=/usr/local/bin/maddy",
 }
 
+// waitForResolver waits (at most a minute) until DHCP has written a name server into
+// /etc/resolv.conf, so that the appliance starts with the network's resolver rather than
+// its fallback.
+func waitForResolver() {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile("/etc/resolv.conf")
+		if strings.Contains(string(b), "nameserver") {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 func main() {
+	waitForResolver()
 	// --gokrazy: grow /perm and make the device's gokrazy password at first boot;
 	// --console: say what happens (and what is wrong) on the device's console too, since
 	// gokrazy keeps a service's own output only in its web interface.
