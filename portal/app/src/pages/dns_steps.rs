@@ -46,6 +46,8 @@ pub fn ConnectStep(
     let supported = provider
         .as_ref()
         .is_some_and(|p| choices.iter().any(|c| c.detected && c.name == p.name));
+    let (detected_choices, other_choices): (Vec<ProviderChoice>, Vec<ProviderChoice>) =
+        choices.iter().cloned().partition(|c| c.detected);
     let reconnect_choice = connection
         .as_ref()
         .filter(|c| c.problem.is_some())
@@ -109,10 +111,22 @@ pub fn ConnectStep(
         })}
 
         <h2>{if done { "Change how the records are written" } else { "How should the portal write the records?" }}</h2>
-        {choices.into_iter().map(|choice| view! {
-            <ProviderChoiceForm choice group_id=group_id.clone() action=connect.clone() csrf=csrf.clone() flash=flash.clone() />
-        }).collect_view()}
-        <ProviderForms action=connect csrf=csrf.clone() flash=flash.clone() by_hand=true />
+        // The detected provider first, then self-hosted servers and "by hand", then every
+        // other provider this portal can connect.
+        <div class="provider-choices" id="detected-provider-choice">
+            {detected_choices.into_iter().map(|choice| view! {
+                <ProviderChoiceForm choice group_id=group_id.clone() action=connect.clone() csrf=csrf.clone() flash=flash.clone() />
+            }).collect_view()}
+        </div>
+        <ProviderForms action=connect.clone() csrf=csrf.clone() flash=flash.clone() by_hand=true />
+        {(!other_choices.is_empty()).then(|| view! {
+            <h3>"Other DNS providers"</h3>
+            <div class="provider-choices" id="provider-choices">
+                {other_choices.into_iter().map(|choice| view! {
+                    <ProviderChoiceForm choice group_id=group_id.clone() action=connect.clone() csrf=csrf.clone() flash=flash.clone() />
+                }).collect_view()}
+            </div>
+        })}
         {done.then(|| view! {
             <form method="post" action=action>
                 <CsrfField token=csrf />
