@@ -18,6 +18,11 @@ started=$(date +%s)
     pdns-server pdns-backend-sqlite3 knot
 # The relay's real parts: Pebble (ACME), Delta Chat clients (PyPI), Maddy (Go module proxy).
 "$ROOT/appliance/scripts/install-test-deps.sh" >/dev/null
+# The device images: QEMU, e2fsprogs, compressors, the musl cross toolchain (zig from PyPI,
+# cargo-zigbuild); then the amd64 base image, built once and cached between runs.
+image_started=$(date +%s)
+"$ROOT/appliance/scripts/install-image-deps.sh" --build >/dev/null
+log "image tools and amd64 base image ready in $(( $(date +%s) - image_started )) s"
 for component in rustfmt clippy; do
     if ! rustup component list --installed | grep -q "^$component"; then
         rustup component add "$component"
