@@ -58,6 +58,14 @@ pub fn unfold(raw: &[u8]) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&joined).trim().to_string())
 }
 
+/// Fields whose meaning the checks depend on, which RFC 5322 and RFC 2045 allow once.
+const SINGLE_FIELDS: [&str; 4] = [
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "From",
+    "Sender",
+];
+
 /// A header section and the body after it.
 #[derive(Debug, Clone)]
 pub struct Entity<'a> {
@@ -70,10 +78,21 @@ impl<'a> Entity<'a> {
     /// an empty line, everything is header and the body is empty.
     pub fn parse(raw: &'a [u8]) -> Result<Entity<'a>, ParseError> {
         let (head, body) = split_head(raw);
-        Ok(Entity {
-            fields: parse_fields(head)?,
-            body,
-        })
+        let fields = parse_fields(head)?;
+        // Readers disagree on which of two such fields counts (we read the first, some
+        // clients the last), so a message could pass as encrypted and show as clear text.
+        for name in SINGLE_FIELDS {
+            let count = fields
+                .iter()
+                .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+                .count();
+            if count > 1 {
+                return Err(ParseError(
+                    "a header field that may appear once appears twice",
+                ));
+            }
+        }
+        Ok(Entity { fields, body })
     }
 
     /// The first field called `name` (ASCII case-insensitive).
@@ -435,6 +454,17 @@ mod tests {
         assert_eq!(ct.mime_type, "multipart/mixed");
         assert_eq!(ct.boundary.as_deref(), Some("xyz"));
         assert_eq!(e.body, b"body");
+    }
+
+    #[test]
+    fn a_second_content_type_or_from_is_an_error() {
+        for raw in [
+            &b"From: a@b.example\r\nContent-Type: multipart/encrypted; boundary=x\r\ncontent-type: text/plain\r\n\r\nhello"[..],
+            b"From: a@b.example\r\nFROM: c@d.example\r\n\r\nhello",
+            b"Content-Transfer-Encoding: base64\r\nContent-Transfer-Encoding: 7bit\r\n\r\nhello",
+        ] {
+            assert!(Entity::parse(raw).is_err(), "{}", String::from_utf8_lossy(raw));
+        }
     }
 
     #[test]
