@@ -90,15 +90,48 @@ pub async fn provider_for(
             };
             return Err(noted(pool, connection, err).await);
         };
-        match client.fresh(tokens).await {
-            Ok(None) => {}
-            Ok(Some(new)) => {
-                credentials = Credentials::OAuth(new);
-                let sealed = keyring
-                    .seal(&credentials, &context)
-                    .map_err(|err| ApplyError::Credentials(err.to_string()))?;
-                db::dns::update_credentials(pool, connection.id, &sealed).await?;
-            }
+        // Providers rotate refresh tokens: two refreshes with the same one (the dry run on
+        // a page and a job, or two portal processes) would make the second fail as if
+        // access had been withdrawn. So refresh under the connection's row lock, with the
+        // tokens as stored now (someone may just have refreshed them).
+        let refreshed = async {
+            let mut tx = pool.begin().await?;
+            let sealed: String = sqlx::query_scalar(
+                "SELECT sealed_credentials FROM dns_connections WHERE id = $1 FOR UPDATE",
+            )
+            .bind(connection.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let current: Credentials = keyring
+                .open(&sealed, &context)
+                .map_err(|err| ApplyError::Credentials(err.to_string()))?;
+            let Credentials::OAuth(current_tokens) = &current else {
+                return Err(ApplyError::Credentials("the connection changed kind".into()));
+            };
+            let outcome = match client.fresh(current_tokens).await {
+                Ok(None) => Ok(current.clone()),
+                Ok(Some(new)) => {
+                    let new = Credentials::OAuth(new);
+                    let sealed = keyring
+                        .seal(&new, &context)
+                        .map_err(|err| ApplyError::Credentials(err.to_string()))?;
+                    sqlx::query(
+                        "UPDATE dns_connections SET sealed_credentials = $2, updated_at = now() WHERE id = $1",
+                    )
+                    .bind(connection.id)
+                    .bind(&sealed)
+                    .execute(&mut *tx)
+                    .await?;
+                    Ok(new)
+                }
+                Err(err) => Err(err),
+            };
+            tx.commit().await?;
+            Ok::<_, ApplyError>(outcome)
+        }
+        .await?;
+        match refreshed {
+            Ok(fresh) => credentials = fresh,
             Err(err) => {
                 let err = err.to_provider_error();
                 return Err(if err.needs_person() {
