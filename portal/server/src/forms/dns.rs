@@ -25,7 +25,7 @@ use chatmail_dns_providers::{
     oauth::{CallbackParams, OAuthProvider, PendingAuth},
     rfc2136::TsigAlgorithm,
 };
-use chatmail_shared::{DnsPlan, MailDomain};
+use chatmail_shared::DnsPlan;
 use tower_sessions::Session;
 use uuid::Uuid;
 
@@ -794,24 +794,11 @@ pub async fn zone_file(
     Path(group): Path<String>,
     account: Option<Extension<CurrentAccount>>,
 ) -> Response {
-    let Some(Extension(account)) = account else {
-        return super::see_other(&format!("/signin?next=/groups/{group}/zone-file"));
-    };
-    let Ok(group) = group.parse::<Uuid>() else {
-        return problem(StatusCode::NOT_FOUND, "There is no such group.");
-    };
-    let relay = match db::relays::of_group(&state.pool, account.id, group).await {
-        Ok(Some(relay)) => relay,
-        Ok(None) => return problem(StatusCode::NOT_FOUND, "There is no such group."),
-        Err(err) => return internal(err),
-    };
-    let Some(domain) = relay
-        .mail_domain
-        .as_deref()
-        .and_then(|d| MailDomain::parse(d).ok())
-    else {
-        return problem(StatusCode::NOT_FOUND, "Choose the relay's name first.");
-    };
+    let (relay, domain) =
+        match super::named_relay_of_member(&state, account, &group, "zone-file").await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
     let config = relay_config::load_or_new(&relay, domain.clone());
     let plan = DnsPlan::new(&config, &relay.device_facts());
     let body = chatmail_dns_providers::manual::records_file(&plan);

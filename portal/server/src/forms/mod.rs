@@ -305,6 +305,39 @@ pub fn safe_next(next: &str) -> &str {
     }
 }
 
+/// For a member's download of one of the relay's files (`/groups/{group}/{file}`): the
+/// relay and its name, or what to answer instead (sign in first, no such group, no name
+/// chosen yet).
+pub(crate) async fn named_relay_of_member(
+    state: &AppState,
+    account: Option<axum::Extension<CurrentAccount>>,
+    group: &str,
+    file: &str,
+) -> Result<(crate::db::relays::RelayRow, chatmail_shared::MailDomain), Response> {
+    let Some(axum::Extension(account)) = account else {
+        return Err(see_other(&format!("/signin?next=/groups/{group}/{file}")));
+    };
+    let Ok(group) = group.parse::<uuid::Uuid>() else {
+        return Err(problem(StatusCode::NOT_FOUND, "There is no such group."));
+    };
+    let relay = match crate::db::relays::of_group(&state.pool, account.id, group).await {
+        Ok(Some(relay)) => relay,
+        Ok(None) => return Err(problem(StatusCode::NOT_FOUND, "There is no such group.")),
+        Err(err) => return Err(internal(err)),
+    };
+    let Some(domain) = relay
+        .mail_domain
+        .as_deref()
+        .and_then(|d| chatmail_shared::MailDomain::parse(d).ok())
+    else {
+        return Err(problem(
+            StatusCode::NOT_FOUND,
+            "Choose the relay's name first.",
+        ));
+    };
+    Ok((relay, domain))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

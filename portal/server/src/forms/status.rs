@@ -24,24 +24,11 @@ pub async fn invite_card(
     Path(group): Path<String>,
     account: Option<Extension<CurrentAccount>>,
 ) -> Response {
-    let Some(Extension(account)) = account else {
-        return super::see_other(&format!("/signin?next=/groups/{group}/invite-card"));
-    };
-    let Ok(group) = group.parse::<Uuid>() else {
-        return problem(StatusCode::NOT_FOUND, "There is no such group.");
-    };
-    let relay = match db::relays::of_group(&state.pool, account.id, group).await {
-        Ok(Some(relay)) => relay,
-        Ok(None) => return problem(StatusCode::NOT_FOUND, "There is no such group."),
-        Err(err) => return internal(err),
-    };
-    let Some(domain) = relay
-        .mail_domain
-        .as_deref()
-        .and_then(|d| chatmail_shared::MailDomain::parse(d).ok())
-    else {
-        return problem(StatusCode::NOT_FOUND, "Choose the relay's name first.");
-    };
+    let (_, domain) =
+        match super::named_relay_of_member(&state, account, &group, "invite-card").await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
     let name = escape(&domain.to_unicode());
     let qr = chatmail_shared::qr::account_svg(&domain);
     let page = format!(
