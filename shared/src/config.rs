@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{DomainName, MailDomain};
 use crate::email::EmailAddress;
 use crate::signing_key::UpdateSigningKey;
+use crate::update_manifest::Channel;
 use crate::web_url::HttpsUrl;
 
 /// The only schema version this build reads and writes.
@@ -359,6 +360,8 @@ pub struct UpdateChecks {
     pub portal_url: Option<HttpsUrl>,
     /// The key update manifests must be signed with; required when enabled.
     pub signing_public_key: Option<UpdateSigningKey>,
+    /// Which releases to follow (default stable).
+    pub channel: Channel,
 }
 
 /// Free text for the privacy page: trimmed, non-empty, at most [`MAX_FREE_TEXT_CHARS`]
@@ -683,6 +686,8 @@ struct RawUpdates {
     portal_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     signing_public_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<String>,
 }
 
 /// An absent key and an empty string both mean "not set".
@@ -811,6 +816,10 @@ impl RawConfig {
                 self.updates.signing_public_key,
                 UpdateSigningKey::parse,
             )?,
+            channel: opt_field("updates.channel", self.updates.channel, |s| {
+                Channel::parse(s.trim())
+            })?
+            .unwrap_or_default(),
         };
         Ok(RelayConfig {
             mail_domain,
@@ -853,6 +862,9 @@ impl RawConfig {
                 enabled: c.updates.enabled,
                 portal_url: c.updates.portal_url.as_ref().map(|u| u.to_string()),
                 signing_public_key: c.updates.signing_public_key.as_ref().map(|k| k.to_string()),
+                // The default stays implicit, so existing files read back unchanged.
+                channel: (c.updates.channel != Channel::Stable)
+                    .then(|| c.updates.channel.id().to_string()),
             },
         }
     }

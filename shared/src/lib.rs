@@ -22,6 +22,7 @@ pub mod public_address;
 pub mod qr;
 pub mod relay_status;
 pub mod signing_key;
+pub mod update_manifest;
 pub mod web_url;
 pub mod zone_file;
 

@@ -44,6 +44,11 @@ fn round_trip() {
     for config in [
         full_config(),
         RelayConfig::new(MailDomain::parse("bücher.example").unwrap()),
+        {
+            let mut testing = full_config();
+            testing.updates.channel = chatmail_shared::update_manifest::Channel::Testing;
+            testing
+        },
     ] {
         let text = config.to_toml().unwrap();
         assert!(text.contains(&format!("schema_version = {SCHEMA_VERSION}")));
@@ -283,6 +288,10 @@ fn invalid_values_name_field_and_rule() {
         (
             "[updates]\nsigning_public_key = \"RWQ garbage\"",
             "updates.signing_public_key: must be a minisign public key",
+        ),
+        (
+            "[updates]\nchannel = \"beta\"",
+            "updates.channel: must be \"stable\" or \"testing\"",
         ),
         ("colour = \"blue\"", "colour: unknown field `colour`, expected one of `schema_version`"),
         ("[limits]\nmax_foo = 1", "limits.max_foo: unknown field `max_foo`"),

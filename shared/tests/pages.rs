@@ -134,7 +134,9 @@ fn privacy_names_contacts_and_retention() {
         assert!(html.contains(fact), "privacy page lacks {fact:?}");
     }
     // Opted-in update checks are disclosed, with what the request reveals.
-    assert!(html.contains("regularly asks <strong>portal.example.net</strong>"));
+    assert!(html.contains("asks <strong>portal.example.net</strong> about once a day"));
+    assert!(html.contains("update channel (stable)"));
+    assert!(html.contains("without cookies"));
     assert!(html.contains("nothing that names this relay"));
     assert!(html.contains("IP address and the time of the check"));
 }

@@ -114,13 +114,16 @@ pub(super) fn body(config: &RelayConfig) -> String {
             let host = url.as_url().host_str().unwrap_or_default();
             let _ = writeln!(
                 out,
-                "<p>The device that runs {d} regularly asks <strong>{}</strong> whether a \
-                 software update is available, and installs only updates signed by it. The \
-                 request is an ordinary HTTPS request for the list of updates: it contains no \
-                 accounts, messages or other data about the people using this relay, and \
-                 nothing that names this relay. Like every web request, it shows {} the \
-                 device's IP address and the time of the check.</p>",
+                "<p>The device that runs {d} asks <strong>{}</strong> about once a day \
+                 whether a software update is available, and installs only updates signed by \
+                 it. The request is an ordinary HTTPS request for the current release of its \
+                 update channel ({}) and hardware type, without cookies and with a generic \
+                 program name: it contains no accounts, messages or other data about the \
+                 people using this relay, and nothing that names this relay. Like every web \
+                 request, it shows {} the device's IP address and the time of the check; when \
+                 an update is downloaded, that is visible too.</p>",
                 esc(host),
+                config.updates.channel.id(),
                 esc(host)
             );
         }
