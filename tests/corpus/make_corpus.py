@@ -53,7 +53,7 @@ def first_packet_tag(raw):
 
 
 def set_from(raw, addr):
-    return re.sub(rb"(?im)^From: .*$", b"From: <" + addr.encode() + b">", raw, count=1)
+    return re.sub(rb"(?im)^From: [^\r\n]*", b"From: <" + addr.encode() + b">", raw, count=1)
 
 
 def armored(packets, version_header=False, crc=True):

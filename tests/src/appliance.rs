@@ -79,6 +79,7 @@ pub struct Appliance {
     acme: Option<(String, PathBuf)>,
     registration_open: bool,
     resources: [String; 3],
+    extra_config: String,
     starts: usize,
 }
 
@@ -98,6 +99,7 @@ impl Appliance {
             registration_open: true,
             // The test machine compiles while testing: do not refuse for load or memory.
             resources: ["1000".into(), "1".into(), "1".into()],
+            extra_config: String::new(),
             starts: 0,
         }
     }
@@ -122,6 +124,14 @@ impl Appliance {
             min_memory_mb.to_string(),
             min_disk_mb.to_string(),
         ];
+        self
+    }
+
+    /// More relay configuration (TOML), appended to relay.toml after the `[registration]`
+    /// and `[acme]` tables, e.g. a `[limits]` table.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.extra_config.push_str(toml);
+        self.extra_config.push('\n');
         self
     }
 
@@ -159,6 +169,10 @@ impl Appliance {
         );
         if let Some((url, _)) = &self.acme {
             toml.push_str(&format!("\n[acme]\ndirectory_url = \"{url}\"\n"));
+        }
+        if !self.extra_config.is_empty() {
+            toml.push('\n');
+            toml.push_str(&self.extra_config);
         }
         let path = self.dir.path().join("relay.toml");
         std::fs::write(&path, toml).expect("write relay.toml");

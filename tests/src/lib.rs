@@ -10,6 +10,7 @@ pub mod browser;
 pub mod deltachat;
 pub mod images;
 pub mod maddy;
+pub mod mail_client;
 pub mod pebble;
 pub mod portal;
 pub mod portal_client;
