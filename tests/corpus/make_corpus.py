@@ -260,6 +260,11 @@ def main():
     add("mime-three-parts.eml",
         pgp_mime(good, extra_part="Content-Type: text/plain\r\n\r\nsecret in clear text\r\n"),
         ALICE, [BOB], 523, 523, "a third, cleartext part")
+    whole = pgp_mime(good)
+    cut = whole.index(b"\r\n--XyZ\r\nContent-Type: application/octet-stream")
+    add("mime-version-part-only.eml", whole[:cut] + b"\r\n--XyZ--\r\n", ALICE, [BOB], 523, 523,
+        "only the version part, no encrypted payload: RFC 3156 wants exactly two parts "
+        "(upstream's part loop would pass it; found by fuzzing)")
     add("mime-nested-multipart.eml",
         pgp_mime(good, extra_part=None, top="multipart/encrypted").replace(
             b"Content-Type: application/pgp-encrypted\r\n",

@@ -280,10 +280,14 @@ fn has_subparts(entity: &Entity<'_>) -> bool {
     mime::parts(entity, 1).is_some()
 }
 
-/// PGP/MIME (RFC 3156) with upstream's exact structure: `multipart/encrypted` with one or
-/// two non-multipart parts, the first `application/pgp-encrypted` saying `Version: 1`,
-/// the second `application/octet-stream` holding an armored message that passes
+/// PGP/MIME (RFC 3156) with upstream's exact structure: `multipart/encrypted` with two
+/// non-multipart parts, the first `application/pgp-encrypted` saying `Version: 1`, the
+/// second `application/octet-stream` holding an armored message that passes
 /// [`openpgp::check_armored_payload`].
+///
+/// Exactly two: upstream's loop over the parts also passes a message with the version
+/// part alone, which carries no encrypted payload at all; RFC 3156 (section 4) requires
+/// both parts, Delta Chat always sends both, and the fuzz oracle counts it as malformed.
 pub fn is_encrypted(entity: &Entity<'_>, outgoing: bool) -> bool {
     if entity.content_type().mime_type != "multipart/encrypted" {
         return false;
@@ -291,7 +295,7 @@ pub fn is_encrypted(entity: &Entity<'_>, outgoing: bool) -> bool {
     let Some(parts) = mime::parts(entity, 3) else {
         return false;
     };
-    if parts.len() > 2 {
+    if parts.len() != 2 {
         return false;
     }
     for (index, raw) in parts.iter().enumerate() {
