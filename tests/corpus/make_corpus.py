@@ -309,7 +309,9 @@ def main():
 
     # Autocrypt Setup Message: self-sent, unencrypted MIME around a symmetric payload.
     add("autocrypt-setup-self.eml", autocrypt_setup(), ALICE, [ALICE], 523, 523,
-        "Autocrypt Setup Message: not PGP/MIME, refused (only Secure-Join requests pass unencrypted)")
+        "Autocrypt Setup Message: not PGP/MIME, refused: only Secure-Join requests pass "
+        "unencrypted (the issue; filtermail #157 removed the passthroughs; Delta Chat no longer "
+        "sends it, chatmail/core #7993)")
 
     # Plain text.
     add("plain-text.eml", plain(), ALICE, [BOB], 523, 523, "ordinary unencrypted mail")

@@ -18,9 +18,18 @@
 //! (`tests/corpus/`) without sockets, fuzzed, and benchmarked (`benches/encryption_check.rs`).
 //!
 //! Decision where upstream is unknown: the self-sent Autocrypt Setup Message exception of
-//! older filtermail versions (research/chatmail.md open question 1) is off, as the issue
-//! asks (only Secure-Join requests pass unencrypted; filtermail PR #157 removed the other
-//! passthroughs); see [`ALLOW_SELF_SENT_AUTOCRYPT_SETUP`].
+//! older filtermail versions (research/chatmail.md §1.3 and open question 1; filtermail
+//! 0.2's `outbound.rs` still has it, beside the passthrough lists) is off:
+//! * the issue names Secure-Join `vc-request`/`vg-request` as the only unencrypted mail
+//!   that passes;
+//! * filtermail PR #157 (2026-05) removed every option that let unencrypted mail out;
+//! * Delta Chat no longer sends the message at all (chatmail/core PR #7993 removed sending
+//!   and receiving it; the apps dropped the dialog, e.g. deltachat-ios #2881), so no client
+//!   of this relay needs the exception.
+//!
+//! The corpus case `autocrypt-setup-self.eml` is refused with 523 (outgoing; through the
+//! running relay too, `tests/tests/appliance_milter.rs`). See
+//! [`ALLOW_SELF_SENT_AUTOCRYPT_SETUP`].
 
 pub mod address;
 pub mod dkim;
