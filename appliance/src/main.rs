@@ -24,6 +24,7 @@ mod smtp;
 mod supervisor;
 mod sysload;
 mod tls;
+mod update_check;
 mod web;
 
 use std::net::{IpAddr, SocketAddr};
@@ -151,6 +152,32 @@ struct RunArgs {
     /// password and machine id on first boot.
     #[arg(long)]
     gokrazy: bool,
+    /// gokrazy's local update API, used to install updates: `http://<host:port>` (our
+    /// image's HTTPPort on loopback) or `unix:<path>` (its socket).
+    #[arg(
+        long,
+        env = "CHATMAIL_GOKRAZY_UPDATE_API",
+        default_value = "http://127.0.0.1:1080"
+    )]
+    gokrazy_update_api: String,
+    /// The gokrazy password file [default: <perm-dir>/gokr-pw.txt, then /etc/gokr-pw.txt].
+    #[arg(long)]
+    gokrazy_password_file: Option<PathBuf>,
+    /// Seconds from start to the first update check, before jitter (tests shorten it).
+    #[arg(long, default_value_t = 600, hide = true)]
+    update_check_first_secs: u64,
+    /// Seconds between update checks, before jitter.
+    #[arg(long, default_value_t = 86_400, hide = true)]
+    update_check_interval_secs: u64,
+    /// Seconds before retrying a check that could not reach the portal, before jitter.
+    #[arg(long, default_value_t = 3_600, hide = true)]
+    update_check_retry_secs: u64,
+    /// Largest random delay added to each wait, in seconds.
+    #[arg(long, default_value_t = 3_600, hide = true)]
+    update_check_jitter_secs: u64,
+    /// Seconds a new version has to report healthy before the device goes back.
+    #[arg(long, default_value_t = 600, hide = true)]
+    update_health_window_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -501,6 +528,65 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .run(token)
             },
         ));
+    }
+
+    // Update checks (only if the config opts in), and an update waiting to be confirmed.
+    {
+        let tls = federation::tls::ClientTls::new(None)
+            .map(|t| t.https_verified)
+            .ok();
+        let source = tls.and_then(|tls| update_check::Source::from_config(&config, tls));
+        let work_dir = paths.update_dir();
+        let pending = update_check::has_pending(&work_dir);
+        if source.is_some() || pending {
+            let api = update_check::gokrazy::GokrazyApi::new(
+                update_check::gokrazy::Endpoint::parse(&args.gokrazy_update_api)
+                    .map_err(|e| anyhow::anyhow!("--gokrazy-update-api: {e}"))?,
+                match &args.gokrazy_password_file {
+                    Some(file) => vec![file.clone()],
+                    None => vec![
+                        paths.perm_root().join("gokr-pw.txt"),
+                        PathBuf::from("/etc/gokr-pw.txt"),
+                    ],
+                },
+            );
+            let schedule = update_check::Schedule {
+                first: Duration::from_secs(args.update_check_first_secs),
+                interval: Duration::from_secs(args.update_check_interval_secs),
+                retry: Duration::from_secs(args.update_check_retry_secs),
+                jitter: Duration::from_secs(args.update_check_jitter_secs),
+                health_window: Duration::from_secs(args.update_health_window_secs),
+            };
+            let healthy: Arc<dyn Fn() -> bool + Send + Sync> = {
+                let health = health.clone();
+                let accounts = accounts.clone();
+                Arc::new(move || health.maddy_running() && accounts.store().count().is_ok())
+            };
+            let target = chatmail_shared::update_manifest::UpdateTarget::of_this_build()
+                .unwrap_or(chatmail_shared::update_manifest::UpdateTarget::Amd64);
+            let running =
+                chatmail_shared::update_manifest::ReleaseVersion::parse(env!("CARGO_PKG_VERSION"))
+                    .map_err(|e| anyhow::anyhow!("this build's version: {e}"))?;
+            tasks.spawn(supervisor::supervise(
+                "update-check",
+                metrics.clone(),
+                shutdown.clone(),
+                move |token| {
+                    update_check::UpdateChecker {
+                        source: source.clone(),
+                        target,
+                        running: running.clone(),
+                        schedule,
+                        api: api.clone(),
+                        work_dir: work_dir.clone(),
+                        healthy: healthy.clone(),
+                    }
+                    .run(token)
+                },
+            ));
+        } else {
+            tracing::info!("update checks are off (the relay's config does not opt in)");
+        }
     }
 
     // Metrics.

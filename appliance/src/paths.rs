@@ -76,6 +76,11 @@ impl Paths {
         self.state_dir().join("tls/privkey.pem")
     }
 
+    /// Update downloads and the marker that carries an update across its reboot.
+    pub fn update_dir(&self) -> PathBuf {
+        self.state_dir().join("update")
+    }
+
     /// Maddy's `state_dir` (mail storage, queue).
     pub fn maddy_state_dir(&self) -> PathBuf {
         self.perm.join("maddy")
