@@ -90,6 +90,11 @@ pub struct Config {
     #[arg(long, env = "PORTAL_IMAGES_DIR")]
     pub images_dir: Option<PathBuf>,
 
+    /// Where published update releases keep their pieces (`pieces/<sha256>`). Defaults to
+    /// `releases` in the data directory. Every portal process must see the same directory.
+    #[arg(long, env = "PORTAL_RELEASES_DIR", global = true)]
+    pub releases_dir: Option<PathBuf>,
+
     /// Image downloads that may run at the same time (in all; two per group).
     #[arg(long, env = "PORTAL_MAX_DOWNLOADS", default_value_t = 8)]
     pub max_downloads: usize,
@@ -113,6 +118,30 @@ pub enum Command {
         /// The operator's e-mail address.
         #[arg(long)]
         email: String,
+    },
+    /// Make the release signing key pair for update checks (minisign). The secret key goes
+    /// to a file readable only by you (never into the database); the public key is printed.
+    /// With PORTAL_RELEASE_KEY_PASSWORD set, the secret key is encrypted with it.
+    ReleaseKey {
+        /// Directory for `release.key` and `release.pub` [default: <data dir>/release-key].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Publish a base image (from appliance/scripts/build-images.sh) as the current release
+    /// of a channel for its target, signed with the release key.
+    PublishRelease {
+        /// `stable` or `testing`.
+        #[arg(long)]
+        channel: String,
+        /// `amd64` or `rpi`.
+        #[arg(long)]
+        target: String,
+        /// Directory with `chatmail-<target>.img` and its `.json` [default: --images-dir].
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// The secret key file [default: <data dir>/release-key/release.key].
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
 }
 
@@ -149,6 +178,12 @@ impl Config {
             })
             .unwrap_or_else(|| PathBuf::from("."));
         base.join("chatmail-portal")
+    }
+
+    pub fn releases_dir(&self) -> PathBuf {
+        self.releases_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("releases"))
     }
 
     pub fn site_root(&self) -> PathBuf {

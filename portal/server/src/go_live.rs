@@ -295,9 +295,36 @@ pub async fn device_view(
         phases,
         checked_at: probe.as_ref().map(|p| when(p.checked_at_unix_secs as i64)),
         checking: checking(relay.group_id),
+        update_available: update_available(state, relay).await,
         version: relay.device_version.clone(),
         health: health.map(|(health, _)| health),
         ready: reached_now.contains(&"ready"),
         probe,
     })
+}
+
+/// A release newer than the version the device last reported, on the relay's update
+/// channel and for its hardware (either, when the hardware is not known yet).
+async fn update_available(state: &AppState, relay: &RelayRow) -> Option<String> {
+    use chatmail_shared::update_manifest::{Channel, ReleaseVersion, UpdateTarget};
+    let running = ReleaseVersion::parse(relay.device_version.as_deref()?).ok()?;
+    let channel = relay
+        .config_toml
+        .as_deref()
+        .and_then(|text| chatmail_shared::RelayConfig::from_toml(text).ok())
+        .map(|config| config.updates.channel)
+        .unwrap_or(Channel::Stable);
+    let target = match relay.hardware.as_deref() {
+        Some("raspberry_pi") => Some(UpdateTarget::Rpi),
+        Some("virtual_machine") => Some(UpdateTarget::Amd64),
+        _ => None,
+    };
+    match crate::updates::newest_for(state, channel, target).await {
+        Ok(Some(newest)) if newest > running => Some(newest.to_string()),
+        Ok(_) => None,
+        Err(err) => {
+            tracing::warn!("reading releases for the status page: {err}");
+            None
+        }
+    }
 }

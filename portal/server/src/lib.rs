@@ -20,6 +20,7 @@ pub mod probes;
 pub mod relay_config;
 pub mod secrets;
 pub mod startup;
+pub mod updates;
 
 use std::sync::Arc;
 
@@ -54,6 +55,8 @@ pub struct Settings {
     pub dns: dns_status::DnsSettings,
     /// How the device probes connect and what they trust.
     pub probes: probes::ProbeSettings,
+    /// Where published releases keep their pieces.
+    pub releases_dir: std::path::PathBuf,
 }
 
 /// What every request handler can reach.
@@ -101,6 +104,7 @@ pub fn router(state: AppState, sessions: PostgresStore) -> Router {
         )
         .merge(state.assets.router())
         .merge(forms::routes())
+        .merge(updates::routes())
         .leptos_routes_with_context(&state, routes, context.clone(), page_shell.clone())
         // Every unknown address renders the app, whose fallback is the styled 404 page.
         .fallback(leptos_axum::render_app_to_stream_in_order_with_context(

@@ -31,6 +31,24 @@ fn main() -> ExitCode {
             .block_on(operator_cli::create_operator(&config, &email))
             .map(|message| println!("{message}"))
             .map_err(|err| err.to_string()),
+        Some(Command::ReleaseKey { out }) => operator_cli::release_key(&config, out.as_deref())
+            .map(|message| println!("{message}"))
+            .map_err(|err| err.to_string()),
+        Some(Command::PublishRelease {
+            channel,
+            target,
+            from,
+            key,
+        }) => runtime
+            .block_on(operator_cli::publish_release(
+                &config,
+                &channel,
+                &target,
+                from.as_deref(),
+                key.as_deref(),
+            ))
+            .map(|message| println!("{message}"))
+            .map_err(|err| err.to_string()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

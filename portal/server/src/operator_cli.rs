@@ -11,6 +11,14 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
     #[error(transparent)]
+    Key(#[from] crate::updates::keys::KeyError),
+    #[error(transparent)]
+    Publish(#[from] crate::updates::publish::PublishError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("version {0} was published on this channel for this target before")]
+    AlreadyPublished(String),
+    #[error(transparent)]
     Startup(#[from] StartupError),
     #[error("{0} is not an e-mail address")]
     BadEmail(String),
@@ -66,6 +74,109 @@ pub async fn create_operator(config: &Config, email: &str) -> Result<String, Ope
         } else {
             format!("Created the operator account {email}.")
         })
+    }
+    .await;
+    database.close().await;
+    result
+}
+
+/// `chatmail-portal release-key`: makes the release key pair; returns what to tell the
+/// operator.
+pub fn release_key(
+    config: &Config,
+    out: Option<&std::path::Path>,
+) -> Result<String, OperatorError> {
+    let dir = out
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| crate::updates::keys::default_dir(&config.data_dir()));
+    let public = crate::updates::keys::generate(&dir)?;
+    Ok(format!(
+        "Made the release key pair in {dir}.\n\
+         The secret key {secret} signs releases: keep it private and backed up; it is not in the database.\n\
+         Public key (for updates.signing_public_key in relay configs):\n{public}",
+        dir = dir.display(),
+        secret = dir.join(crate::updates::keys::SECRET_FILE).display(),
+    ))
+}
+
+/// `chatmail-portal publish-release`: cuts, signs and publishes a release.
+pub async fn publish_release(
+    config: &Config,
+    channel: &str,
+    target: &str,
+    from: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> Result<String, OperatorError> {
+    use chatmail_shared::update_manifest::{Channel, UpdateTarget};
+    let channel =
+        Channel::parse(channel).map_err(|e| OperatorError::Usage(format!("--channel {e}")))?;
+    let target =
+        UpdateTarget::parse(target).map_err(|e| OperatorError::Usage(format!("--target {e}")))?;
+    let images_dir = from
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| config.images_dir.clone())
+        .ok_or_else(|| {
+            OperatorError::Usage("give --from <images dir> (or PORTAL_IMAGES_DIR)".into())
+        })?;
+    let key_file = key.map(std::path::Path::to_path_buf).unwrap_or_else(|| {
+        crate::updates::keys::default_dir(&config.data_dir())
+            .join(crate::updates::keys::SECRET_FILE)
+    });
+    let releases_dir = config.releases_dir();
+    let database = Database::open(config).await?;
+    let result = async {
+        let current = db::releases::current(&database.pool, channel.id(), target.id()).await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let published = tokio::task::spawn_blocking(move || {
+            crate::updates::publish::prepare(
+                &images_dir,
+                channel,
+                target,
+                &key_file,
+                &releases_dir,
+                current.as_ref().map(|r| r.version.as_str()),
+                now,
+            )
+        })
+        .await
+        .expect("publishing does not panic")?;
+        let version = published.manifest.version.to_string();
+        let stored = db::releases::insert(
+            &database.pool,
+            &db::releases::ReleaseRow {
+                channel: channel.id().to_string(),
+                target: target.id().to_string(),
+                version: version.clone(),
+                manifest: published.manifest_bytes.clone(),
+                signature: published.signature.clone(),
+            },
+        )
+        .await?;
+        if !stored {
+            return Err(OperatorError::AlreadyPublished(version));
+        }
+        db::audit::record(
+            &database.pool,
+            None,
+            None,
+            "release.published",
+            &format!("{channel} {target} {version}"),
+            None,
+        )
+        .await;
+        let pieces = published
+            .manifest
+            .pieces
+            .in_order()
+            .iter()
+            .map(|p| format!("{} {} bytes sha256 {}", p.name, p.size, p.sha256))
+            .collect::<Vec<_>>()
+            .join("\n  ");
+        Ok(format!(
+            "Published {version} on {channel} for {target}: {}/{}\n  {pieces}",
+            config.base_url(),
+            chatmail_shared::update_manifest::manifest_path(channel, target)
+        ))
     }
     .await;
     database.close().await;

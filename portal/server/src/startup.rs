@@ -180,6 +180,7 @@ async fn serve(
                 config.dns_nameserver_port,
             ),
             probes,
+            releases_dir: config.releases_dir(),
         }),
     };
     let rechecks = tokio::spawn(crate::go_live::run_rechecks(

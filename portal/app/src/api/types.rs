@@ -452,6 +452,9 @@ pub struct DeviceView {
     pub checking: bool,
     /// The software version the device last reported.
     pub version: Option<String>,
+    /// A newer release on the relay's update channel, if one is published.
+    #[serde(default)]
+    pub update_available: Option<String>,
     /// `healthy`, `broken`, or `None` before the relay was first ready.
     pub health: Option<String>,
     /// Every phase is done.

@@ -316,6 +316,7 @@ fn DeviceSection(device: DeviceView) -> impl IntoView {
             <p class="muted" id="device-checked">
                 {checked}
                 {device.version.clone().map(|v| format!(" Software version {v}."))}
+                {device.update_available.clone().map(|v| view! { " " <span id="update-available">{format!("Version {v} is available on its update channel.")}</span> })}
                 {(device.health.as_deref() == Some("broken")).then_some(" It was ready before and is not any more.")}
             </p>
             {WHO_ORDER.into_iter().filter_map(|who| {

@@ -9,6 +9,7 @@ pub mod invites;
 pub mod operator;
 pub mod probes;
 pub mod relays;
+pub mod releases;
 
 use std::time::Duration;
 
