@@ -35,6 +35,9 @@ use fetch::{FetchError, Fetcher};
 use gokrazy::GokrazyApi;
 use pending::{Action, Pending, State};
 
+/// Space on /perm that an update download must leave free.
+const PERM_RESERVE: u64 = 256 << 20;
+
 /// Whether an earlier update left a marker to settle.
 pub fn has_pending(work_dir: &std::path::Path) -> bool {
     pending::marker_path(work_dir).exists()
@@ -310,6 +313,19 @@ impl UpdateChecker {
         dir: &std::path::Path,
     ) -> Result<(), InstallError> {
         let m = offer.manifest();
+        // Mail needs /perm more than an update does: keep a reserve free.
+        let needed: u64 = m.pieces.in_order().iter().map(|p| p.size).sum();
+        if let Ok(stat) = nix::sys::statvfs::statvfs(dir) {
+            let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+            if free < needed + PERM_RESERVE {
+                return Err(InstallError::Refused(format!(
+                    "it needs {} MiB on /perm and {} MiB must stay free for mail, but only {} MiB are free",
+                    needed >> 20,
+                    PERM_RESERVE >> 20,
+                    free >> 20
+                )));
+            }
+        }
         let mut files = Vec::new();
         for piece in m.pieces.in_order() {
             let url = manifest_url
@@ -482,6 +498,112 @@ enum InstallError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stand-in for gokrazy's update API that answers 200 to everything and records
+    /// "METHOD path" (the real handlers: gokrazy `update.go`, research/gokrazy.md §5.1).
+    async fn fake_api() -> (
+        GokrazyApi,
+        Arc<std::sync::Mutex<Vec<String>>>,
+        tempfile::TempDir,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let line = head.lines().next().unwrap_or("").to_string();
+                let call = line
+                    .rsplit_once(' ')
+                    .map(|(c, _)| c.to_string())
+                    .unwrap_or(line);
+                seen.lock().unwrap().push(call);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gokr-pw.txt"), "pw").unwrap();
+        let api = GokrazyApi::new(
+            gokrazy::Endpoint::Tcp(addr.to_string()),
+            vec![dir.path().join("gokr-pw.txt")],
+        );
+        (api, calls, dir)
+    }
+
+    fn checker(api: GokrazyApi, work_dir: &std::path::Path, healthy: bool) -> UpdateChecker {
+        UpdateChecker {
+            source: None,
+            target: UpdateTarget::Amd64,
+            running: ReleaseVersion::parse("0.2.0").unwrap(),
+            schedule: Schedule {
+                health_window: Duration::ZERO,
+                ..Schedule::default()
+            },
+            api,
+            work_dir: work_dir.to_path_buf(),
+            healthy: Arc::new(move || healthy),
+        }
+    }
+
+    fn trying(work_dir: &std::path::Path, starts: u32) {
+        pending::write(
+            work_dir,
+            &Pending {
+                version: "0.2.0".into(),
+                from: "0.1.0".into(),
+                state: State::Trying,
+                starts,
+            },
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_new_version_reboots_into_the_old_one() {
+        let (api, calls, dir) = fake_api().await;
+        trying(dir.path(), 0);
+        checker(api, dir.path(), false)
+            .settle(&CancellationToken::new())
+            .await;
+        assert_eq!(*calls.lock().unwrap(), ["POST /reboot"]);
+        let marker = pending::read(dir.path()).unwrap();
+        assert_eq!(marker.state, State::Failed);
+        // Back on the old version, the failure is remembered and nothing is called.
+        let (api, calls, _api_dir) = fake_api().await;
+        let mut old = checker(api, dir.path(), true);
+        old.running = ReleaseVersion::parse("0.1.0").unwrap();
+        old.settle(&CancellationToken::new()).await;
+        assert!(calls.lock().unwrap().is_empty());
+        assert_eq!(pending::read(dir.path()).unwrap().state, State::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_new_version_that_keeps_restarting_goes_back() {
+        let (api, calls, dir) = fake_api().await;
+        trying(dir.path(), pending::MAX_STARTS);
+        checker(api, dir.path(), true)
+            .settle(&CancellationToken::new())
+            .await;
+        assert_eq!(*calls.lock().unwrap(), ["POST /reboot"]);
+        assert_eq!(pending::read(dir.path()).unwrap().state, State::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_healthy_new_version_switches_for_good() {
+        let (api, calls, dir) = fake_api().await;
+        trying(dir.path(), 1);
+        checker(api, dir.path(), true)
+            .settle(&CancellationToken::new())
+            .await;
+        assert_eq!(*calls.lock().unwrap(), ["POST /update/switch"]);
+        assert_eq!(pending::read(dir.path()), None);
+    }
 
     #[test]
     fn waits_read_well() {
