@@ -136,19 +136,23 @@ pub struct ConsumerKeyRequest {
 }
 
 /// The access rules the portal asks for: list the zones, and read and change records of
-/// `zone` (or of every zone).
-pub fn access_rules(zone: Option<&str>) -> Value {
-    let scope = match zone {
-        Some(z) => format!("/domain/zone/{}/*", normalize_name(z)),
-        None => "/domain/zone/*".to_string(),
+/// each of `zones` (or of every zone, when empty).
+pub fn access_rules(zones: &[&str]) -> Value {
+    let scopes: Vec<String> = if zones.is_empty() {
+        vec!["/domain/zone/*".to_string()]
+    } else {
+        zones
+            .iter()
+            .map(|z| format!("/domain/zone/{}/*", normalize_name(z)))
+            .collect()
     };
-    json!([
-        {"method": "GET", "path": "/domain/zone"},
-        {"method": "GET", "path": scope},
-        {"method": "POST", "path": scope},
-        {"method": "PUT", "path": scope},
-        {"method": "DELETE", "path": scope},
-    ])
+    let mut rules = vec![json!({"method": "GET", "path": "/domain/zone"})];
+    for scope in &scopes {
+        for method in ["GET", "POST", "PUT", "DELETE"] {
+            rules.push(json!({"method": method, "path": scope}));
+        }
+    }
+    Value::Array(rules)
 }
 
 /// Starts the consumer-key request (`POST /auth/credential`, signed by nothing but the
@@ -159,13 +163,13 @@ pub async fn request_consumer_key(
     base: &str,
     application_key: &str,
     redirect_url: &str,
-    zone: Option<&str>,
+    zones: &[&str],
 ) -> Result<ConsumerKeyRequest, ProviderError> {
     let client = http_client()?;
     let resp = client
         .post(format!("{}/auth/credential", base.trim_end_matches('/')))
         .header("X-Ovh-Application", application_key.trim())
-        .json(&json!({ "accessRules": access_rules(zone), "redirection": redirect_url }))
+        .json(&json!({ "accessRules": access_rules(zones), "redirection": redirect_url }))
         .send()
         .await
         .map_err(transport_error)?;
@@ -662,8 +666,12 @@ mod tests {
             )
         );
         assert_eq!(sha1_hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
-        let rules = access_rules(Some("Example.org"));
+        let rules = access_rules(&["Example.org"]);
         assert_eq!(rules[1]["path"], "/domain/zone/example.org/*");
+        let rules = access_rules(&["chat.example.org", "example.org"]);
+        assert_eq!(rules.as_array().unwrap().len(), 9);
+        assert_eq!(rules[8]["path"], "/domain/zone/example.org/*");
+        assert_eq!(access_rules(&[])[1]["path"], "/domain/zone/*");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use chatmail_dns_providers::{
     detect::ConnectWay,
     guides,
     oauth::{OAuthClient, OAuthClientConfig, OAuthEndpoints, OAuthProvider},
+    ovh::Endpoint as OvhEndpoint,
     DnsProvider, ProviderError,
 };
 
@@ -56,6 +57,17 @@ pub struct ProviderFlags {
     /// Namecheap is not offered.
     #[arg(long, env = "PORTAL_NAMECHEAP_CLIENT_IP")]
     pub namecheap_client_ip: Option<std::net::Ipv4Addr>,
+    /// Application key of the portal's OVHcloud application (made at the region's
+    /// createApp page). With it (and the secret), OVHcloud is offered: the person approves
+    /// the portal's access on OVHcloud's own page. Without it, OVHcloud is not offered.
+    #[arg(long, env = "PORTAL_OVH_APPLICATION_KEY")]
+    pub ovh_application_key: Option<String>,
+    /// Application secret of the portal's OVHcloud application.
+    #[arg(long, env = "PORTAL_OVH_APPLICATION_SECRET", hide_env_values = true)]
+    pub ovh_application_secret: Option<String>,
+    /// OVHcloud's API region for the application: ovh-eu (the default), ovh-ca or ovh-us.
+    #[arg(long, env = "PORTAL_OVH_ENDPOINT", value_parser = parse_ovh_endpoint)]
+    pub ovh_endpoint: Option<OvhEndpoint>,
     /// Other addresses for providers, "KEY=URL,…" (test set-ups only): `<provider>.api`
     /// for a DNS API (cloudflare, digitalocean, linode, hetzner, porkbun, desec, gandi,
     /// namecheap, ovh) and `<provider>.authorize`, `.token`, `.revoke` for sign-in
@@ -71,7 +83,8 @@ pub struct Endpoint {
     pub url: String,
 }
 
-/// Every provider with a token or key form, in the order the wizard lists them.
+/// Every provider with a token or key form (OVHcloud's has no fields: the person approves
+/// the access on OVHcloud's page), in the order the wizard lists them.
 pub const TOKEN_PROVIDERS: &[&str] = &[
     "cloudflare",
     "digitalocean",
@@ -81,7 +94,13 @@ pub const TOKEN_PROVIDERS: &[&str] = &[
     "desec",
     "gandi",
     "namecheap",
+    "ovh",
 ];
+
+fn parse_ovh_endpoint(text: &str) -> Result<OvhEndpoint, String> {
+    serde_json::from_value(serde_json::Value::String(text.trim().to_string()))
+        .map_err(|_| format!("\"{text}\" is not an OVHcloud region (ovh-eu, ovh-ca or ovh-us)"))
+}
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     let (key, url) = text
@@ -92,7 +111,7 @@ fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
         .split_once('.')
         .ok_or_else(|| format!("\"{key}\" is not PROVIDER.api|authorize|token|revoke"))?;
     let known = match what {
-        "api" => TOKEN_PROVIDERS.contains(&provider) || provider == "ovh",
+        "api" => TOKEN_PROVIDERS.contains(&provider),
         "authorize" | "token" | "revoke" => OAuthProvider::from_id(provider).is_some(),
         _ => false,
     };
@@ -114,10 +133,36 @@ pub struct Providers {
     oauth: Vec<OAuthClient>,
     api: HashMap<String, String>,
     namecheap_client_ip: Option<String>,
+    ovh: Option<OvhApp>,
+}
+
+/// The portal's OVHcloud application.
+#[derive(Clone)]
+pub struct OvhApp {
+    pub endpoint: OvhEndpoint,
+    pub application_key: String,
+    pub application_secret: String,
+    /// Where the API is reached (the region's address, or a test server).
+    pub api_base: String,
+    /// Where OVHcloud sends the person back after approving.
+    pub return_url: String,
+}
+
+impl std::fmt::Debug for OvhApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OvhApp")
+            .field("endpoint", &self.endpoint)
+            .field("application_key", &self.application_key)
+            .field("application_secret", &"<hidden>")
+            .finish()
+    }
 }
 
 /// The sign-in callback's path (the redirect URL to register is the base URL plus this).
 pub const CALLBACK_PATH: &str = "/dns/oauth/callback";
+
+/// Where OVHcloud sends the person back after approving the portal's access.
+pub const OVH_RETURN_PATH: &str = "/dns/ovh/return";
 
 impl Providers {
     /// The providers from the flags; `base_url` is the portal's public address.
@@ -177,11 +222,43 @@ impl Providers {
                     .map(|p| (p.to_string(), e.url.clone()))
             })
             .collect();
+        let nonempty = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let region = flags.ovh_endpoint.unwrap_or(OvhEndpoint::Eu);
+        let ovh = match (
+            nonempty(&flags.ovh_application_key),
+            nonempty(&flags.ovh_application_secret),
+        ) {
+            (Some(application_key), Some(application_secret)) => Some(OvhApp {
+                endpoint: region,
+                application_key,
+                application_secret,
+                api_base: endpoint("ovh.api".into())
+                    .unwrap_or_else(|| region.base_url().to_string()),
+                return_url: format!("{}{OVH_RETURN_PATH}", base_url.trim_end_matches('/')),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "OVHcloud needs both --ovh-application-key and --ovh-application-secret".into(),
+                )
+            }
+        };
         Ok(Providers {
             oauth,
             api,
             namecheap_client_ip: flags.namecheap_client_ip.map(|ip| ip.to_string()),
+            ovh,
         })
+    }
+
+    /// The portal's OVHcloud application, if configured.
+    pub fn ovh(&self) -> Option<&OvhApp> {
+        self.ovh.as_ref()
     }
 
     /// The sign-in client for `provider`, if configured.
@@ -208,7 +285,7 @@ impl Providers {
     /// The ways this portal offers for `provider` out of `ways`.
     pub fn offered(&self, provider: &str, ways: &[ConnectWay]) -> Vec<ConnectWay> {
         let oauth = OAuthProvider::from_id(provider).is_some_and(|p| self.oauth(p).is_some());
-        guides::offered_ways(provider, ways, oauth, false, false)
+        guides::offered_ways(provider, ways, oauth, false, self.ovh.is_some())
             .into_iter()
             .filter(|w| {
                 !(provider == "namecheap"
@@ -251,12 +328,34 @@ mod tests {
         assert!(none
             .offered("namecheap", &[ConnectWay::ApiToken])
             .is_empty());
+        assert!(none.offered("ovh", &[ConnectWay::ApiToken]).is_empty());
         let flags = ProviderFlags {
             oauth_cloudflare_client_id: Some("id".into()),
             namecheap_client_ip: Some("203.0.113.5".parse().unwrap()),
             ..Default::default()
         };
-        let some = Providers::new(&flags, "https://portal.example").unwrap();
+        let some = Providers::new(
+            &ProviderFlags {
+                ovh_application_key: Some("ak".into()),
+                ovh_application_secret: Some("as".into()),
+                ..flags
+            },
+            "https://portal.example",
+        )
+        .unwrap();
+        assert_eq!(
+            some.offered("ovh", &[ConnectWay::ApiToken]),
+            [ConnectWay::ApiToken]
+        );
+        assert_eq!(
+            some.ovh().unwrap().return_url,
+            "https://portal.example/dns/ovh/return"
+        );
+        let half = ProviderFlags {
+            ovh_application_key: Some("ak".into()),
+            ..Default::default()
+        };
+        assert!(Providers::new(&half, "https://portal.example").is_err());
         assert_eq!(some.offered("cloudflare", &ways), ways);
         assert_eq!(
             some.offered("namecheap", &[ConnectWay::ApiToken]),

@@ -390,6 +390,9 @@ pub async fn connect(
         .redirect(&session, &next)
         .await;
     }
+    if fields.get("method") == "ovh" {
+        return super::dns_ovh::start(&state, &session, access.group, &domain, &back).await;
+    }
     let parsed = cloud_credentials_from(&fields, &state.dns_providers)
         .unwrap_or_else(|| credentials_from(&fields, &domain));
     let credentials = match parsed {
@@ -401,21 +404,65 @@ pub async fn connect(
         Err(flash) => return flash.keep(&fields, KEEP).redirect(&session, &back).await,
     };
     let label = label(&credentials);
+    keep_connection(
+        &state,
+        &session,
+        Kept {
+            account: access.account.id,
+            group: access.group,
+            ip,
+            credentials: &credentials,
+            label: &label,
+            zone: &zone,
+        },
+    )
+    .await
+}
+
+/// A connection that has just proved it can see the domain's zone.
+pub(super) struct Kept<'a> {
+    pub account: Uuid,
+    pub group: Uuid,
+    pub ip: std::net::IpAddr,
+    pub credentials: &'a Credentials,
+    pub label: &'a str,
+    pub zone: &'a str,
+}
+
+/// Keeps a checked connection, sealed, as the group's, marks the DNS step done and sends
+/// the person on to the next step.
+pub(super) async fn keep_connection(
+    state: &AppState,
+    session: &Session,
+    kept: Kept<'_>,
+) -> Response {
+    let Kept {
+        account,
+        group,
+        ip,
+        credentials,
+        label,
+        zone,
+    } = kept;
     let cloud = !matches!(
         credentials,
         Credentials::PowerDns { .. } | Credentials::Rfc2136 { .. }
     );
+    let provider = match credentials {
+        Credentials::OAuth(tokens) => Some(tokens.provider.id()),
+        other => cloud.then(|| other.provider_id()),
+    };
     let saved = db::dns::save_provider_connection(
         &state.pool,
-        Owner::Group(access.group),
-        kind(&credentials),
-        cloud.then(|| credentials.provider_id()),
-        &label,
-        &zone,
+        Owner::Group(group),
+        kind(credentials),
+        provider,
+        label,
+        zone,
         |id| {
             state
                 .keyring
-                .seal(&credentials, &id.to_string())
+                .seal(credentials, &id.to_string())
                 .expect("sealing cannot fail with a valid keyring")
         },
     )
@@ -423,27 +470,27 @@ pub async fn connect(
     if let Err(err) = saved {
         return internal(err);
     }
-    if let Err(err) = db::relays::complete_step(&state.pool, access.group, 2).await {
+    if let Err(err) = db::relays::complete_step(&state.pool, group, 2).await {
         return internal(err);
     }
     db::audit::record(
         &state.pool,
-        Some(access.account.id),
-        Some(access.group),
+        Some(account),
+        Some(group),
         "dns.connected",
-        &label,
+        label,
         Some(ip),
     )
     .await;
     FlashBuilder::success(format!(
         "Connected: {label}, zone {zone}. Nothing is written until you confirm the changes."
     ))
-    .redirect(&session, &next)
+    .redirect(session, &format!("/groups/{group}/setup/settings"))
     .await
 }
 
 /// The relay of a group that uses its own domain, or the response that says why not.
-async fn own_domain(
+pub(super) async fn own_domain(
     state: &AppState,
     session: &Session,
     account: uuid::Uuid,
@@ -584,40 +631,18 @@ pub async fn oauth_callback(
         }
     };
     let label = format!("{} (signed in)", pending.provider.display_name());
-    let saved = db::dns::save_provider_connection(
-        &state.pool,
-        Owner::Group(group),
-        "oauth",
-        Some(pending.provider.id()),
-        &label,
-        &zone,
-        |id| {
-            state
-                .keyring
-                .seal(&credentials, &id.to_string())
-                .expect("sealing cannot fail with a valid keyring")
+    keep_connection(
+        &state,
+        &session,
+        Kept {
+            account: account.id,
+            group,
+            ip,
+            credentials: &credentials,
+            label: &label,
+            zone: &zone,
         },
     )
-    .await;
-    if let Err(err) = saved {
-        return internal(err);
-    }
-    if let Err(err) = db::relays::complete_step(&state.pool, group, 2).await {
-        return internal(err);
-    }
-    db::audit::record(
-        &state.pool,
-        Some(account.id),
-        Some(group),
-        "dns.connected",
-        &label,
-        Some(ip),
-    )
-    .await;
-    FlashBuilder::success(format!(
-        "Connected: {label}, zone {zone}. Nothing is written until you confirm the changes."
-    ))
-    .redirect(&session, &format!("/groups/{group}/setup/settings"))
     .await
 }
 

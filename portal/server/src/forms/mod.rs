@@ -9,6 +9,7 @@
 
 mod accounts;
 pub mod dns;
+pub mod dns_ovh;
 pub mod download;
 mod groups;
 mod operator;
@@ -65,6 +66,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             crate::dns_providers::CALLBACK_PATH,
             axum::routing::get(dns::oauth_callback),
+        )
+        .route(
+            crate::dns_providers::OVH_RETURN_PATH,
+            axum::routing::get(dns_ovh::returned),
         )
         .route("/groups/{id}/dns/disconnect", post(dns::disconnect))
         .route("/groups/{id}/zone-file", axum::routing::get(dns::zone_file))
