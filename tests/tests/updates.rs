@@ -294,6 +294,14 @@ fn portal_cli(
     (output.status.success(), text)
 }
 
+async fn saved_config(pool: &sqlx::PgPool) -> chatmail_shared::RelayConfig {
+    let text: String = sqlx::query_scalar("SELECT config_toml FROM relays")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    chatmail_shared::RelayConfig::from_toml(&text).unwrap()
+}
+
 fn update_config(portal: &str, key: &str) -> String {
     format!(
         "[updates]\nenabled = true\nportal_url = \"{portal}\"\nsigning_public_key = \"{key}\"\n"
@@ -385,7 +393,8 @@ async fn the_portal_publishes_a_signed_release_and_a_relay_installs_it() {
     // Publishing: bad inputs first, each refused with a reason.
     let next = ReleaseVersion::parse("99.0.0").unwrap().to_string();
     let base_dir = dir.path().join("images");
-    let base = make_base_image(&base_dir, &next, 7);
+    // The build script's version carries `+<input hash>`; the release is the version alone.
+    let base = make_base_image(&base_dir, &format!("{next}+f7ef1974c1367709"), 7);
     let publish = |channel: &str, key: &Path| {
         portal_cli(
             &data,
@@ -442,6 +451,7 @@ async fn the_portal_publishes_a_signed_release_and_a_relay_installs_it() {
             "--dns-resolver=127.0.0.1:{}",
             chatmail_tests::free_port()
         ))
+        .arg(format!("--release-public-key={public}"))
         .start()
         .await;
     let http = reqwest::Client::new();
@@ -530,12 +540,67 @@ async fn the_portal_publishes_a_signed_release_and_a_relay_installs_it() {
     let response = get("/updates/stable/amd64/manifest.json".into()).await;
     assert!(response.headers().get("set-cookie").is_none());
 
+    // A group opts in on the settings step: its relay config then names this portal and
+    // its release key; without the tick it stays off.
+    let client = PortalClient::new(portal.base_url());
+    client
+        .sign_up("alice@example.org", "correct horse battery")
+        .await;
+    let group = client.create_group("Family").await;
+    let posted = client
+        .submit(
+            &format!("/groups/{group}/setup/domain"),
+            &[("kind", "own"), ("domain", "updates.example.org")],
+        )
+        .await;
+    assert_eq!(posted.status, reqwest::StatusCode::SEE_OTHER, "{posted:?}");
+    sqlx::query("UPDATE relays SET completed_step = 5")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let settings_page = client
+        .page(&format!("/groups/{group}/setup/settings"))
+        .await;
+    assert!(
+        settings_page.contains("name=\"update_checks\""),
+        "no opt-in offered"
+    );
+    let mut fields = vec![
+        ("contact_mail", "admin@example.org"),
+        ("max_mailbox_size_mb", "500"),
+        ("max_message_size_mb", "30"),
+        ("delete_mails_after_days", "20"),
+        ("delete_inactive_users_after_days", "90"),
+    ];
+    let posted = client
+        .submit(&format!("/groups/{group}/setup/settings"), &fields)
+        .await;
+    assert_eq!(posted.status, reqwest::StatusCode::SEE_OTHER, "{posted:?}");
+    assert!(
+        !saved_config(&pool).await.updates.enabled,
+        "on without asking"
+    );
+    fields.push(("update_checks", "on"));
+    let posted = client
+        .submit(&format!("/groups/{group}/setup/settings"), &fields)
+        .await;
+    assert_eq!(posted.status, reqwest::StatusCode::SEE_OTHER, "{posted:?}");
+    let updates = saved_config(&pool).await.updates;
+    assert!(updates.enabled);
+    assert_eq!(updates.channel, Channel::Stable);
+    assert_eq!(
+        updates.signing_public_key.as_ref().unwrap().as_str(),
+        public
+    );
+    let portal_url = updates.portal_url.unwrap().to_string();
+    assert_eq!(portal_url, format!("{}/", portal.base_url()));
+
     // A relay that opted in installs it: pieces verified, then gokrazy's calls in order.
     let gokrazy = fake_gokrazy(dir.path().to_path_buf()).await;
     let password_file = dir.path().join("gokr-pw.txt");
     std::fs::write(&password_file, GOKRAZY_PASSWORD).unwrap();
     let mut setup = with_gokrazy(
-        Appliance::new(DOMAIN).config(&update_config(portal.base_url(), &public)),
+        Appliance::new(DOMAIN).config(&update_config(&portal_url, &public)),
         &gokrazy,
         &password_file,
     );
@@ -572,18 +637,6 @@ async fn the_portal_publishes_a_signed_release_and_a_relay_installs_it() {
 
     // The status page shows the relay's last reported version and the newer release on
     // its channel (the version comes from the go-live probe of its status document).
-    let client = PortalClient::new(portal.base_url());
-    client
-        .sign_up("alice@example.org", "correct horse battery")
-        .await;
-    let group = client.create_group("Family").await;
-    let posted = client
-        .submit(
-            &format!("/groups/{group}/setup/domain"),
-            &[("kind", "own"), ("domain", "updates.example.org")],
-        )
-        .await;
-    assert_eq!(posted.status, reqwest::StatusCode::SEE_OTHER, "{posted:?}");
     sqlx::query(
         "UPDATE relays SET completed_step = 6, hardware = 'virtual_machine', device_version = $1",
     )

@@ -329,6 +329,7 @@ impl PortalBackend {
                         connection,
                         mode: Some("portal".into()),
                         choices: Vec::new(),
+                        domain_connect: None,
                     }
                 } else {
                     let resolvers = match self.state.settings.dns.resolver {
@@ -336,8 +337,19 @@ impl PortalBackend {
                         None => Resolvers::System,
                     };
                     let mut detected_id = None;
+                    let detection = detect(domain.as_str(), &resolvers).await;
+                    let domain_connect = match &detection {
+                        Ok(found) => crate::forms::dns_domain_connect::offer_for(
+                            &self.state,
+                            &found.zone,
+                            found.domain_connect.as_deref(),
+                        )
+                        .await
+                        .map(|offer| offer.name()),
+                        Err(_) => None,
+                    };
                     let (nameservers, provider, lookup_problem) =
-                        match detect(domain.as_str(), &resolvers).await {
+                        match detection {
                             Ok(found) => (
                                 found.nameservers,
                                 found.provider.map(|p| DetectedProvider {
@@ -365,12 +377,15 @@ impl PortalBackend {
                         connection,
                         mode: relay.dns_mode.clone(),
                         choices: provider_choices(&self.state.dns_providers, detected_id),
+                        domain_connect,
                     }
                 }
             }
             SetupStep::Settings => {
                 let domain = domain.ok_or(AppError::NotFound)?;
-                StepData::Settings(settings_form(&relay_config::load_or_new(relay, domain)))
+                let mut form = settings_form(&relay_config::load_or_new(relay, domain));
+                form.updates_offered = self.state.settings.update_source.is_some();
+                StepData::Settings(form)
             }
             SetupStep::Hardware => {
                 let visitor_ip = request
@@ -492,6 +507,7 @@ fn settings_form(config: &RelayConfig) -> SettingsForm {
             .delete_inactive_users_after_days
             .to_string(),
         update_checks: config.updates.enabled,
+        updates_offered: false,
     }
 }
 

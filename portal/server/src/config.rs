@@ -90,6 +90,12 @@ pub struct Config {
     #[arg(long, env = "PORTAL_IMAGES_DIR")]
     pub images_dir: Option<PathBuf>,
 
+    /// The release public key (minisign, the base64 line) offered to relays that opt in to
+    /// update checks. Defaults to `release-key/release.pub` in the data directory when that
+    /// exists (made by `release-key`); without either, relays are not offered update checks.
+    #[arg(long, env = "PORTAL_RELEASE_PUBLIC_KEY")]
+    pub release_public_key: Option<String>,
+
     /// Where published update releases keep their pieces (`pieces/<sha256>`). Defaults to
     /// `releases` in the data directory. Every portal process must see the same directory.
     #[arg(long, env = "PORTAL_RELEASES_DIR", global = true)]

@@ -57,6 +57,16 @@ pub struct Settings {
     pub probes: probes::ProbeSettings,
     /// Where published releases keep their pieces.
     pub releases_dir: std::path::PathBuf,
+    /// What relays that opt in to update checks are told: this portal's URL and its release
+    /// key. `None` when the portal has no release key (or no URL a device may use).
+    pub update_source: Option<UpdateSource>,
+}
+
+/// Where relays check for updates, and the key their releases are signed with.
+#[derive(Clone, Debug)]
+pub struct UpdateSource {
+    pub portal_url: chatmail_shared::web_url::HttpsUrl,
+    pub key: chatmail_shared::signing_key::UpdateSigningKey,
 }
 
 /// What every request handler can reach.

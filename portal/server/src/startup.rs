@@ -40,6 +40,8 @@ pub enum StartupError {
     ProbeCa(String),
     #[error("DNS provider settings: {0}")]
     DnsProviders(String),
+    #[error("the release public key {0}")]
+    ReleaseKey(String),
 }
 
 /// The database the portal works on, and what must stay alive while it is used.
@@ -181,6 +183,7 @@ async fn serve(
             ),
             probes,
             releases_dir: config.releases_dir(),
+            update_source: update_source(config)?,
         }),
     };
     let rechecks = tokio::spawn(crate::go_live::run_rechecks(
@@ -265,4 +268,33 @@ fn probe_settings(config: &Config) -> Result<crate::probes::ProbeSettings, Start
     settings.enabled = config.device_probes;
     settings.blocklist_resolver = config.blocklist_resolver;
     Ok(settings)
+}
+
+/// The release key offered to relays: `--release-public-key`, else the key file that
+/// `release-key` wrote into the data directory, else none.
+fn update_source(config: &Config) -> Result<Option<crate::UpdateSource>, StartupError> {
+    use chatmail_shared::{signing_key::UpdateSigningKey, web_url::HttpsUrl};
+    let text = match &config.release_public_key {
+        Some(text) => text.clone(),
+        None => {
+            let file = crate::updates::keys::default_dir(&config.data_dir())
+                .join(crate::updates::keys::PUBLIC_FILE);
+            match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(_) => return Ok(None),
+            }
+        }
+    };
+    let key = UpdateSigningKey::parse(&text)
+        .map_err(|err| StartupError::ReleaseKey(format!("{text:?}: {err}")))?;
+    match HttpsUrl::parse(&format!("{}/", config.base_url())) {
+        Ok(portal_url) => Ok(Some(crate::UpdateSource { portal_url, key })),
+        Err(err) => {
+            tracing::warn!(
+                "relays are not offered update checks: this portal's URL {} {err}",
+                config.base_url()
+            );
+            Ok(None)
+        }
+    }
 }

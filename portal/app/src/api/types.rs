@@ -256,6 +256,9 @@ pub struct SettingsForm {
     pub delete_mails_after_days: String,
     pub delete_inactive_users_after_days: String,
     pub update_checks: bool,
+    /// The portal publishes signed releases, so relays may opt in to update checks.
+    #[serde(default)]
+    pub updates_offered: bool,
 }
 
 /// One record of the relay's DNS plan, for display.
@@ -399,11 +402,15 @@ pub enum StepData {
         provider: Option<DetectedProvider>,
         lookup_problem: Option<String>,
         connection: Option<ConnectionInfo>,
-        /// `connected`, `manual` or `portal`, once chosen.
+        /// `connected`, `manual`, `portal` or `domain_connect`, once chosen.
         mode: Option<String>,
         /// The cloud providers offered: the detected one first.
         #[serde(default)]
         choices: Vec<ProviderChoice>,
+        /// The DNS provider's name when it can apply the relay's records through Domain
+        /// Connect on this portal.
+        #[serde(default)]
+        domain_connect: Option<String>,
     },
     Settings(SettingsForm),
     Hardware {
@@ -416,7 +423,7 @@ pub enum StepData {
     Records {
         mail_domain: String,
         records: Vec<PlannedRecordRow>,
-        /// `connected`, `manual` or `portal`.
+        /// `connected`, `manual`, `portal` or `domain_connect`.
         mode: Option<String>,
         connection: Option<ConnectionInfo>,
         /// The dry run against the live zone, when connected.

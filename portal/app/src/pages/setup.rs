@@ -141,9 +141,9 @@ fn step_form(
             }
             .into_any()
         }
-        StepData::Dns { mail_domain, managed_by_portal, nameservers, provider, lookup_problem, connection, mode, choices } => view! {
+        StepData::Dns { mail_domain, managed_by_portal, nameservers, provider, lookup_problem, connection, mode, choices, domain_connect } => view! {
             <crate::pages::dns_steps::ConnectStep
-                mail_domain managed_by_portal nameservers provider lookup_problem connection mode choices
+                mail_domain managed_by_portal nameservers provider lookup_problem connection mode choices domain_connect
                 action csrf group_id flash
             />
         }
@@ -176,7 +176,19 @@ fn step_form(
                 </fieldset>
                 <fieldset>
                     <legend>"Updates"</legend>
-                    <p>"Your relay can ask this portal once a day whether a signed update exists. This portal does not publish updates yet, so the check stays off; you can turn it on here once it does."</p>
+                    {if settings.updates_offered {
+                        view! {
+                            <div class="choice">
+                                <input type="checkbox" id="field-update_checks" name="update_checks" checked=settings.update_checks />
+                                <label for="field-update_checks">"Check this portal for signed updates and install them"</label>
+                            </div>
+                            <p class="hint">"About once a day the relay asks this portal for the current release. The request names nothing about your relay; the relay's privacy page says that the check exists. Only releases signed with this portal's key are installed, and the relay goes back to its previous version if a new one does not start properly."</p>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <p>"Your relay can ask this portal once a day whether a signed update exists. This portal does not publish updates yet, so the check stays off; you can turn it on here once it does."</p>
+                        }.into_any()
+                    }}
                 </fieldset>
                 {continue_button("Save and continue")}
             </form>

@@ -355,8 +355,15 @@ async fn save_settings(
             ),
         );
     }
-    // Update checks need the portal's release key, which this portal does not publish yet.
-    config.updates.enabled = false;
+    // Update checks: only towards this portal and its release key, and only if asked for.
+    match &state.settings.update_source {
+        Some(source) if fields.checked("update_checks") => {
+            config.updates.enabled = true;
+            config.updates.portal_url = Some(source.portal_url.clone());
+            config.updates.signing_public_key = Some(source.key.clone());
+        }
+        _ => config.updates.enabled = false,
+    }
     if flash.has_errors() {
         return Ok(Err(flash));
     }

@@ -48,11 +48,15 @@ pub fn generate(dir: &Path) -> Result<String, KeyError> {
         let path = path.to_path_buf();
         move |source| KeyError::Io { path, source }
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io(dir))?;
+    // Only the key directory itself is private; its parents (the data directory, which the
+    // portal's PostgreSQL user must enter) keep their usual permissions.
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io(dir)(e)),
+        _ => {}
+    }
     let secret_path = dir.join(SECRET_FILE);
     let public_path = dir.join(PUBLIC_FILE);
     if secret_path.exists() {

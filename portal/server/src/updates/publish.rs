@@ -236,7 +236,13 @@ pub fn prepare(
     // The key first: a missing or readable key should not cost a full image hash.
     let key = keys::load(key_file)?;
     let (base, image_path) = read_base_manifest(images_dir, target)?;
-    let version = ReleaseVersion::parse(&base.version).map_err(|e| {
+    // The build script appends `+<input hash>`; releases are ordered by the version alone
+    // (the appliance reports its crate version), so a rebuild is not a new release.
+    let release = base
+        .version
+        .split_once('+')
+        .map_or(base.version.as_str(), |(v, _)| v);
+    let version = ReleaseVersion::parse(release).map_err(|e| {
         PublishError::Image(format!("the base image's version {:?} {e}", base.version))
     })?;
     if let Some(current) = current.and_then(|c| ReleaseVersion::parse(c).ok()) {
