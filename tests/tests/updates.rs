@@ -331,12 +331,18 @@ async fn wait_for_log(app: &RunningAppliance, what: &str) {
     .await
 }
 
-/// The relay keeps serving: its status document answers and it still makes accounts.
+/// The relay keeps serving: its status document answers, it makes accounts and they can
+/// log in to IMAP and SMTP.
 async fn still_serving(app: &RunningAppliance) {
     let status = app.status().await;
     assert_eq!(status["version"], RUNNING);
     let home = app.https(DOMAIN, &Trust::Anything, "GET", "/").await;
     assert_eq!(home.status, 200);
+    let (email, password) = app.new_account_ok().await;
+    let imap = app.imap_login(&email, &password).await;
+    assert!(imap.starts_with("a1 OK"), "{imap}");
+    let smtp = app.smtp_auth(&email, &password).await;
+    assert!(smtp.starts_with("235"), "{smtp}");
 }
 
 fn calls(gokrazy: &FakeHttp) -> Vec<String> {

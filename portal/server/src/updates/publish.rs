@@ -71,6 +71,17 @@ pub fn read_base_manifest(
             target
         )));
     }
+    let arch = match target {
+        UpdateTarget::Amd64 => "x86_64",
+        UpdateTarget::Rpi => "aarch64",
+    };
+    if manifest.arch != arch {
+        return Err(PublishError::Image(format!(
+            "{}: the image is for {:?}, target {target} needs {arch}",
+            path.display(),
+            manifest.arch
+        )));
+    }
     if manifest.image.is_empty() || manifest.image.contains('/') {
         return Err(PublishError::Image(format!(
             "{}: image name {:?}",
