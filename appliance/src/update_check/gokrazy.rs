@@ -261,4 +261,55 @@ mod tests {
         assert!(Endpoint::parse("https://x").is_err());
         assert!(Endpoint::parse("http://x/update").is_err());
     }
+
+    /// gokrazy always listens on its unix socket too (`listeners.go`); the same Basic auth
+    /// applies there (`authenticated.go`).
+    #[tokio::test]
+    async fn speaks_over_the_unix_socket_with_basic_auth() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("gokrazy-http.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = stream.read(&mut buf).await.unwrap();
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let body = "partuuid,updatehash,gpt,";
+            stream
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await
+                .unwrap();
+            head
+        });
+        std::fs::write(dir.path().join("pw"), "secret\n").unwrap();
+        let api = GokrazyApi::new(
+            Endpoint::Unix(socket),
+            vec![dir.path().join("missing"), dir.path().join("pw")],
+        );
+        assert_eq!(api.features().await.unwrap(), "partuuid,updatehash,gpt,");
+        let head = server.await.unwrap();
+        assert!(
+            head.starts_with("GET /update/features HTTP/1.1\r\n"),
+            "{head}"
+        );
+        // base64("gokrazy:secret")
+        assert!(
+            head.contains("authorization: Basic Z29rcmF6eTpzZWNyZXQ=\r\n"),
+            "{head}"
+        );
+        // No password file at all: refused before any request.
+        let none = GokrazyApi::new(Endpoint::Tcp("127.0.0.1:1".into()), vec![]);
+        assert!(none
+            .features()
+            .await
+            .unwrap_err()
+            .contains("no gokrazy password file"));
+    }
 }
