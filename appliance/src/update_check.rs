@@ -244,9 +244,17 @@ impl UpdateChecker {
             }
         };
         let version = offer.manifest().version.clone();
-        if let Err(refusal) = check_offer(&offer, source.channel, self.target, &self.running) {
-            tracing::info!("update refused: {refusal}");
-            return Outcome::Done;
+        match check_offer(&offer, source.channel, self.target, &self.running) {
+            Ok(()) => {}
+            // The usual answer: nothing newer.
+            Err(same @ update_manifest::Refusal::SameVersion { .. }) => {
+                tracing::info!("update check: {same}");
+                return Outcome::Done;
+            }
+            Err(refusal) => {
+                tracing::warn!("update refused: {refusal}");
+                return Outcome::Done;
+            }
         }
         if let Some(p) = pending::read(&self.work_dir) {
             if p.state == State::Failed && p.version == version.to_string() {
