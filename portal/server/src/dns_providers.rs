@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use chatmail_dns_providers::{
     credentials::Credentials,
     detect::ConnectWay,
+    domain_connect::{self, ServiceProvider},
     guides,
     oauth::{OAuthClient, OAuthClientConfig, OAuthEndpoints, OAuthProvider},
     ovh::Endpoint as OvhEndpoint,
@@ -68,6 +69,17 @@ pub struct ProviderFlags {
     /// OVHcloud's API region for the application: ovh-eu (the default), ovh-ca or ovh-us.
     #[arg(long, env = "PORTAL_OVH_ENDPOINT", value_parser = parse_ovh_endpoint)]
     pub ovh_endpoint: Option<OvhEndpoint>,
+    /// RSA private key (PEM, 2048 bits or more) that signs Domain Connect links. Its
+    /// public key must be published as TXT at <key label>.<the template's
+    /// syncPubKeyDomain>. Without it, Domain Connect is not offered.
+    #[arg(long, env = "PORTAL_DOMAIN_CONNECT_KEY")]
+    pub domain_connect_key: Option<std::path::PathBuf>,
+    /// The `providerId` under which the relay's template is onboarded at DNS providers.
+    #[arg(long, env = "PORTAL_DOMAIN_CONNECT_PROVIDER_ID", default_value = domain_connect::PROVIDER_ID)]
+    pub domain_connect_provider_id: String,
+    /// The DNS label of the signing key (the `key` parameter of signed links).
+    #[arg(long, env = "PORTAL_DOMAIN_CONNECT_KEY_LABEL", default_value = "_dck1")]
+    pub domain_connect_key_label: String,
     /// Other addresses for providers, "KEY=URL,…" (test set-ups only): `<provider>.api`
     /// for a DNS API (cloudflare, digitalocean, linode, hetzner, porkbun, desec, gandi,
     /// namecheap, ovh) and `<provider>.authorize`, `.token`, `.revoke` for sign-in
@@ -134,6 +146,7 @@ pub struct Providers {
     api: HashMap<String, String>,
     namecheap_client_ip: Option<String>,
     ovh: Option<OvhApp>,
+    domain_connect: Option<ServiceProvider>,
 }
 
 /// The portal's OVHcloud application.
@@ -248,12 +261,42 @@ impl Providers {
                 )
             }
         };
+        let domain_connect = match &flags.domain_connect_key {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read_to_string(path).map_err(|err| {
+                    format!(
+                        "cannot read the Domain Connect key {}: {err}",
+                        path.display()
+                    )
+                })?;
+                let provider_id = flags.domain_connect_provider_id.trim();
+                if provider_id.is_empty() || flags.domain_connect_key_label.trim().is_empty() {
+                    return Err("Domain Connect needs a provider id and a key label".into());
+                }
+                Some(
+                    ServiceProvider::from_pem(
+                        provider_id,
+                        domain_connect::SERVICE_ID,
+                        flags.domain_connect_key_label.trim(),
+                        &pem,
+                    )
+                    .map_err(|err| err.to_string())?,
+                )
+            }
+        };
         Ok(Providers {
             oauth,
             api,
             namecheap_client_ip: flags.namecheap_client_ip.map(|ip| ip.to_string()),
             ovh,
+            domain_connect,
         })
+    }
+
+    /// The signer of Domain Connect links, if configured.
+    pub fn domain_connect(&self) -> Option<&ServiceProvider> {
+        self.domain_connect.as_ref()
     }
 
     /// The portal's OVHcloud application, if configured.

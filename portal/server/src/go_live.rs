@@ -134,13 +134,13 @@ pub async fn check(
         .await?;
         if changed {
             tracing::info!(domain = %domain, "device facts changed; publishing DKIM and CAA");
-            // Nothing is written for a relay whose records are kept by hand; the DNS check
-            // then shows the new records to add.
+            // Nothing is written for a relay whose records are kept by hand or applied at
+            // the provider (Domain Connect); the DNS check then shows the records to add.
             let managed = relay.free_zone_id.is_some()
                 || relay
                     .dns_mode
                     .as_deref()
-                    .is_some_and(|mode| mode != "manual");
+                    .is_some_and(|mode| matches!(mode, "connected" | "portal"));
             if managed {
                 publishing = db::probes::enqueue_publish(pool, relay.group_id).await?;
             }

@@ -26,6 +26,7 @@ pub fn ConnectStep(
     connection: Option<ConnectionInfo>,
     mode: Option<String>,
     choices: Vec<ProviderChoice>,
+    domain_connect: Option<String>,
     action: String,
     csrf: String,
     group_id: String,
@@ -42,7 +43,7 @@ pub fn ConnectStep(
         .into_any();
     }
     let connect = format!("/groups/{group_id}/dns/connect");
-    let done = connection.is_some() || mode.as_deref() == Some("manual");
+    let done = connection.is_some() || matches!(mode.as_deref(), Some("manual" | "domain_connect"));
     let supported = provider
         .as_ref()
         .is_some_and(|p| choices.iter().any(|c| c.detected && c.name == p.name));
@@ -109,11 +110,25 @@ pub fn ConnectStep(
         {(mode.as_deref() == Some("manual")).then(|| view! {
             <div class="flash flash-info" role="status" id="dns-connection"><p>"You chose to enter the records yourself."</p></div>
         })}
+        {(mode.as_deref() == Some("domain_connect")).then(|| view! {
+            <div class="flash flash-info" role="status" id="dns-connection"><p>"Your DNS provider writes the records through Domain Connect: you confirm them on its page from the records step."</p></div>
+        })}
 
         <h2>{if done { "Change how the records are written" } else { "How should the portal write the records?" }}</h2>
         // The detected provider first, then self-hosted servers and "by hand", then every
         // other provider this portal can connect.
         <div class="provider-choices" id="detected-provider-choice">
+            {domain_connect.map(|name| view! {
+                <details class="provider-choice" id="provider-domain-connect" open=true>
+                    <summary>{format!("{name}, by Domain Connect (recommended)")}</summary>
+                    <p>{format!("{name} writes every record itself: in the records step a button opens {name}'s page, where you check the records and confirm. The portal keeps no password or key for your DNS.")}</p>
+                    <form method="post" action=connect.clone()>
+                        <CsrfField token=csrf.clone() />
+                        <input type="hidden" name="method" value="domain_connect" />
+                        <button type="submit" class="button button-primary" id="choose-domain-connect">{format!("Use Domain Connect with {name}")}</button>
+                    </form>
+                </details>
+            })}
             {detected_choices.into_iter().map(|choice| view! {
                 <ProviderChoiceForm choice group_id=group_id.clone() action=connect.clone() csrf=csrf.clone() flash=flash.clone() />
             }).collect_view()}
@@ -450,6 +465,16 @@ pub fn RecordsStep(
                 <p>"The portal's operator has not connected this zone's DNS yet, so the records cannot be written. Ask them, then come back."</p>
             </div>
             {table}
+        }
+        .into_any(),
+        (Some("domain_connect"), _) => view! {
+            <p id="dns-connection">"Your DNS provider writes these records through Domain Connect. The button opens its page, where you check them and confirm; come back here afterwards. Records marked \u{201c}later\u{201d} need a second visit once your device has started."</p>
+            <form method="post" action=format!("/groups/{group_id}/dns/domain-connect")>
+                <CsrfField token=csrf.clone() />
+                <button type="submit" class="button button-primary" id="dc-apply">"Confirm the records at your DNS provider"</button>
+            </form>
+            {table}
+            {continue_form}
         }
         .into_any(),
         (Some("manual"), _) => view! {

@@ -393,6 +393,18 @@ pub async fn connect(
     if fields.get("method") == "ovh" {
         return super::dns_ovh::start(&state, &session, access.group, &domain, &back).await;
     }
+    if fields.get("method") == "domain_connect" {
+        return super::dns_domain_connect::choose(
+            &state,
+            &session,
+            access.account.id,
+            access.group,
+            ip,
+            &domain,
+            &back,
+        )
+        .await;
+    }
     let parsed = cloud_credentials_from(&fields, &state.dns_providers)
         .unwrap_or_else(|| credentials_from(&fields, &domain));
     let credentials = match parsed {

@@ -9,6 +9,7 @@
 
 mod accounts;
 pub mod dns;
+pub mod dns_domain_connect;
 pub mod dns_ovh;
 pub mod download;
 mod groups;
@@ -70,6 +71,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             crate::dns_providers::OVH_RETURN_PATH,
             axum::routing::get(dns_ovh::returned),
+        )
+        .route(
+            "/groups/{id}/dns/domain-connect",
+            post(dns_domain_connect::apply),
+        )
+        .route(
+            dns_domain_connect::RETURN_PATH,
+            axum::routing::get(dns_domain_connect::returned),
         )
         .route("/groups/{id}/dns/disconnect", post(dns::disconnect))
         .route("/groups/{id}/zone-file", axum::routing::get(dns::zone_file))
