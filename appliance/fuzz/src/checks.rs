@@ -1,5 +1,7 @@
-//! The checks the fuzz targets run, shared by the libFuzzer targets (`fuzz_targets/`) and
-//! the stable-Rust runner (`src/bin/stable_fuzz.rs`).
+//! The checks the fuzz targets run, shared by the libFuzzer targets (`fuzz_targets/`), the
+//! stable-Rust runner (`src/bin/stable_fuzz.rs`) and the test suite's fuzz test
+//! (`appliance/tests/fuzz_mail_rules.rs`, which includes this file as a module, so it only
+//! uses crates the appliance has too).
 //!
 //! Each check feeds one input to the code the relay runs and panics if (a) that code
 //! panics, or (b) it accepts something an independent oracle, written separately here,
