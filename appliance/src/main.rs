@@ -152,12 +152,12 @@ struct RunArgs {
     /// password and machine id on first boot.
     #[arg(long)]
     gokrazy: bool,
-    /// gokrazy's local update API, used to install updates: `http://<host:port>` (our
-    /// image's HTTPPort on loopback) or `unix:<path>` (its socket).
+    /// gokrazy's local update API, used to install updates: `unix:<path>` (its socket,
+    /// served even before the device has a gokrazy password) or `http://<host:port>`.
     #[arg(
         long,
         env = "CHATMAIL_GOKRAZY_UPDATE_API",
-        default_value = "http://127.0.0.1:1080"
+        default_value = "unix:/run/gokrazy-http.sock"
     )]
     gokrazy_update_api: String,
     /// The gokrazy password file [default: <perm-dir>/gokr-pw.txt, then /etc/gokr-pw.txt].

@@ -1,10 +1,13 @@
 //! A client of gokrazy's local update API, the one `gok update` and gokrazy's selfupdate
 //! use (facts: research/gokrazy.md §5.1, from gokrazy's `update.go` and `authenticated.go`).
 //!
-//! gokrazy's init serves it on its HTTP port on loopback (1080 in our instance config) and
-//! on `/run/gokrazy-http.sock`; both want HTTP Basic auth as user `gokrazy` with the
-//! password from `gokr-pw.txt` (read from /perm before /etc). Each `PUT /update/<piece>`
-//! answers with the hex sha256 of what it wrote, which we compare with the manifest's.
+//! gokrazy's init always serves it on `/run/gokrazy-http.sock` (for local root processes,
+//! `listeners.go`), and on its HTTP port (1080 in our instance config) on private addresses
+//! only once the device has a password. With a password, both want HTTP Basic auth as user
+//! `gokrazy` (`authenticated.go`); without one (the first boot of an image: our first boot
+//! writes /perm/gokr-pw.txt, which gokrazy reads from the next boot on) the socket is open
+//! to local root processes. Each `PUT /update/<piece>` answers with the hex sha256 of what
+//! it wrote, which we compare with the manifest's.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -60,29 +63,24 @@ impl GokrazyApi {
         }
     }
 
-    fn authorization(&self) -> Result<String, String> {
+    /// Basic auth from the first password file there is; none without one (gokrazy then
+    /// has no password either and serves only its socket, without auth).
+    fn authorization(&self) -> Result<Option<String>, String> {
         for file in &self.password_files {
             match std::fs::read_to_string(file) {
                 Ok(text) => {
                     let password = text.trim();
-                    return Ok(format!(
+                    return Ok(Some(format!(
                         "Basic {}",
                         base64::engine::general_purpose::STANDARD
                             .encode(format!("gokrazy:{password}"))
-                    ));
+                    )));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(format!("{}: {e}", file.display())),
             }
         }
-        Err(format!(
-            "no gokrazy password file ({})",
-            self.password_files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        Ok(None)
     }
 
     async fn call(
@@ -99,8 +97,10 @@ impl GokrazyApi {
         let mut request = hyper::Request::builder()
             .method(method.clone())
             .uri(path)
-            .header(hyper::header::HOST, host)
-            .header(hyper::header::AUTHORIZATION, authorization);
+            .header(hyper::header::HOST, host);
+        if let Some(authorization) = authorization {
+            request = request.header(hyper::header::AUTHORIZATION, authorization);
+        }
         if let Some(len) = body.len {
             request = request.header(hyper::header::CONTENT_LENGTH, len);
         }
@@ -304,12 +304,13 @@ mod tests {
             head.contains("authorization: Basic Z29rcmF6eTpzZWNyZXQ=\r\n"),
             "{head}"
         );
-        // No password file at all: refused before any request.
+        // No password file (an image's first boot): no auth header, and the call is made.
         let none = GokrazyApi::new(Endpoint::Tcp("127.0.0.1:1".into()), vec![]);
+        assert!(none.authorization().unwrap().is_none());
         assert!(none
             .features()
             .await
             .unwrap_err()
-            .contains("no gokrazy password file"));
+            .contains("gokrazy's update API at 127.0.0.1:1"));
     }
 }
