@@ -259,3 +259,215 @@ async fn domain_connect_synchronous_apply() {
     assert!(refused, "a stranger is never sent to the provider");
     drop(portal);
 }
+
+async fn job_finished(pool: &sqlx::PgPool) -> (String, Option<String>, Option<String>) {
+    for _ in 0..600 {
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT state, summary, last_error FROM dns_jobs ORDER BY created_at DESC LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some(row) = row.filter(|(state, _, _)| state == "done" || state == "failed") {
+            return row;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the DNS job did not finish within a minute");
+}
+
+/// The asynchronous flow ("Asynchronous Flow: OAuth"): the person allows the portal once
+/// on the provider's consent page; the portal keeps the tokens sealed and applies the
+/// template through the provider's API in its DNS jobs.
+#[tokio::test]
+async fn domain_connect_grant_then_apply_by_api() {
+    const CLIENT: &str = "portal-client";
+    const SECRET: &str = "portal-client-secret-0123456789";
+    let postgres = TestPostgres::start().await;
+    let pool = sqlx::PgPool::connect(&postgres.url()).await.unwrap();
+    let provider = DomainConnectServer::start(
+        "test-dns.example",
+        &["example.org"],
+        (PROVIDER_ID, SERVICE_ID),
+        Some((CLIENT, SECRET)),
+    )
+    .await;
+    let world = World::start(vec![ServerSpec::new(RESOLVER_IP, zones(&provider.url()))]).await;
+    let dir = shared_temp_dir();
+    let url = provider.url();
+    let portal = PortalCommand::new(&dir.path().join("data"), dir.path())
+        .database_url(postgres.url())
+        .arg("--dns-resolver")
+        .arg(world.resolver().to_string())
+        .arg("--dns-nameserver-port")
+        .arg(world.port.to_string())
+        .arg("--domain-connect-async")
+        .arg(format!("test-dns.example|{url}|{url}|{CLIENT}|{SECRET}"))
+        .start()
+        .await;
+    let base = portal.base_url().trim_end_matches('/').to_string();
+    let alice = PortalClient::new(&base);
+    alice.sign_up("alice@example.org", PASSWORD).await;
+    let group = set_up_group(&alice, "Family", "example.org").await;
+
+    // Only the grant is offered: this portal has no signing key for the synchronous flow.
+    let body = alice.page(&format!("/groups/{group}/setup/dns")).await;
+    assert!(
+        body.contains("id=\"grant-domain-connect\""),
+        "{}",
+        visible_text(&body)
+    );
+    assert!(!body.contains("id=\"choose-domain-connect\""));
+
+    // Consent page, then "Deny": nothing connected, and the page says so.
+    let consent = {
+        let token = alice.csrf().await;
+        let response = alice
+            .http
+            .post(alice.url(&format!("/groups/{group}/dns/connect")))
+            .header("origin", alice.url(""))
+            .form(&[("csrf", token.as_str()), ("method", "domain_connect_async")])
+            .send()
+            .await
+            .unwrap();
+        location(response).await
+    };
+    assert!(consent.starts_with(&format!(
+        "{url}/v2/domainTemplates/providers/{PROVIDER_ID}?"
+    )));
+    assert_eq!(query_value(&consent, "client_id").as_deref(), Some(CLIENT));
+    assert_eq!(query_value(&consent, "scope").as_deref(), Some(SERVICE_ID));
+    let decide = |decision: &'static str, consent: String| {
+        let http = alice.http.clone();
+        async move {
+            let fields: Vec<(String, String)> = [
+                "client_id",
+                "scope",
+                "domain",
+                "host",
+                "redirect_uri",
+                "state",
+            ]
+            .iter()
+            .map(|k| (k.to_string(), query_value(&consent, k).unwrap_or_default()))
+            .chain([("decision".to_string(), decision.to_string())])
+            .collect();
+            let action = consent.split_once('?').unwrap().0.to_string();
+            location(http.post(action).form(&fields).send().await.unwrap()).await
+        }
+    };
+    let back = decide("deny", consent).await;
+    let (_, _, body) = alice.get(back.strip_prefix(&base).unwrap()).await;
+    assert!(
+        visible_text(&body).contains("access was not allowed"),
+        "{}",
+        visible_text(&body)
+    );
+    let connections: i64 = sqlx::query_scalar("SELECT count(*) FROM dns_connections")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(connections, 0);
+
+    // Allow: the code is exchanged, the tokens kept sealed.
+    let consent = {
+        let token = alice.csrf().await;
+        let response = alice
+            .http
+            .post(alice.url(&format!("/groups/{group}/dns/connect")))
+            .header("origin", alice.url(""))
+            .form(&[("csrf", token.as_str()), ("method", "domain_connect_async")])
+            .send()
+            .await
+            .unwrap();
+        location(response).await
+    };
+    let back = decide("allow", consent).await;
+    let back_path = back.strip_prefix(&base).unwrap().to_string();
+    let (_, path, body) = alice.get(&back_path).await;
+    assert!(path.ends_with("/setup/settings"), "{path}");
+    assert!(
+        visible_text(&body)
+            .contains("Connected: Test DNS Provider (Domain Connect), zone example.org"),
+        "{}",
+        visible_text(&body)
+    );
+    let dump: String =
+        sqlx::query_scalar("SELECT string_agg(row(c.*)::text, ';') FROM dns_connections c")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        !dump.contains("dc-at-") && !dump.contains("dc-rt-"),
+        "tokens are sealed"
+    );
+    // The same answer again (a replayed code) connects nothing new.
+    let (_, _, body) = alice.get(&back_path).await;
+    assert!(visible_text(&body).contains("No Domain Connect connection is under way"));
+
+    // Settings and address, then the records step lists what will be written.
+    alice
+        .submit(
+            &format!("/groups/{group}/setup/settings"),
+            &[
+                ("contact_mail", "admin@example.org"),
+                ("max_mailbox_size_mb", "500"),
+                ("max_message_size_mb", "30"),
+                ("delete_mails_after_days", "20"),
+                ("delete_inactive_users_after_days", "90"),
+            ],
+        )
+        .await;
+    alice
+        .submit(
+            &format!("/groups/{group}/setup/hardware"),
+            &[("hardware", "virtual_machine"), ("ipv4", "93.184.216.34")],
+        )
+        .await;
+    let body = alice.page(&format!("/groups/{group}/setup/records")).await;
+    assert!(
+        body.contains("id=\"dns-creates\""),
+        "{}",
+        visible_text(&body)
+    );
+
+    // Records in the way at the provider: the job stops and names them.
+    provider.set_conflicts(vec![serde_json::json!(
+        {"type": "A", "host": "@", "data": "198.51.100.9"}
+    )]);
+    alice
+        .submit(&format!("/groups/{group}/dns/apply"), &[])
+        .await;
+    let (state, _, error) = job_finished(&pool).await;
+    assert_eq!(state, "failed");
+    let error = error.unwrap();
+    assert!(
+        error.contains("records in the way") && error.contains("198.51.100.9"),
+        "{error}"
+    );
+    assert!(provider.applied().is_empty());
+
+    // Without them, the template is applied through the API with the relay's address.
+    provider.set_conflicts(Vec::new());
+    alice
+        .submit(&format!("/groups/{group}/dns/apply"), &[])
+        .await;
+    let (state, summary, error) = job_finished(&pool).await;
+    assert_eq!(state, "done", "{error:?}");
+    assert!(summary.unwrap().contains("Domain Connect"));
+    let applied = provider.applied();
+    assert_eq!(applied.len(), 1);
+    assert!(applied[0].api);
+    assert_eq!(applied[0].get("domain"), Some("example.org"));
+    assert_eq!(applied[0].get("ip4"), Some("93.184.216.34"));
+    assert_eq!(applied[0].get("force"), Some("0"));
+
+    // Removal is not something Domain Connect can do: said plainly.
+    alice
+        .submit(&format!("/groups/{group}/dns/remove"), &[])
+        .await;
+    let (state, _, error) = job_finished(&pool).await;
+    assert_eq!(state, "failed");
+    assert!(error.unwrap().contains("cannot remove records"));
+    drop(portal);
+}

@@ -865,17 +865,20 @@ impl AsyncProvider {
         vars: &TemplateVars,
         force: bool,
     ) -> Result<(), DcError> {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        q.append_pair("domain", &tokens.domain);
-        q.append_pair("host", &tokens.host);
-        for (k, v) in vars.pairs() {
-            q.append_pair(&k, &v);
-        }
-        q.append_pair("force", if force { "1" } else { "0" });
-        let url = format!(
-            "{}/v2/domainTemplates/providers/{sp_provider_id}/services/{service_id}/apply?{}",
-            base_of(&self.url_api)?,
+        // Built in a block: the serializer is not Send and must not live across an await.
+        let query = {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            q.append_pair("domain", &tokens.domain);
+            q.append_pair("host", &tokens.host);
+            for (k, v) in vars.pairs() {
+                q.append_pair(&k, &v);
+            }
+            q.append_pair("force", if force { "1" } else { "0" });
             q.finish()
+        };
+        let url = format!(
+            "{}/v2/domainTemplates/providers/{sp_provider_id}/services/{service_id}/apply?{query}",
+            base_of(&self.url_api)?,
         );
         let client = http_client().map_err(|e| DcError::Config(e.to_string()))?;
         let resp = client

@@ -345,7 +345,7 @@ impl PortalBackend {
                             found.domain_connect.as_deref(),
                         )
                         .await
-                        .map(|offer| offer.name()),
+                        .map(|offer| offer.choice()),
                         Err(_) => None,
                     };
                     let (nameservers, provider, lookup_problem) =

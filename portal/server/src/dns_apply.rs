@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::{
     db::{self, dns::Connection, relays::RelayRow},
+    dns_apply_domain_connect,
     dns_providers::Providers,
     relay_config,
 };
@@ -223,6 +224,12 @@ pub async fn preview(
     let connection = db::dns::connection_for_group(pool, relay.group_id)
         .await?
         .ok_or(ApplyError::NoConnection)?;
+    if connection.kind == dns_apply_domain_connect::KIND {
+        return Ok(Preview {
+            diff: dns_apply_domain_connect::preview(relay, &connection.zone, removing)?,
+            connection,
+        });
+    }
     let provider = provider_for(pool, keyring, providers, &connection).await?;
     let current = settle(pool, &connection, provider.read(&connection.zone).await).await?;
     let owned = db::dns::owned(pool, relay.group_id).await?;
@@ -251,6 +258,25 @@ async fn run_once(
     let connection = db::dns::connection_for_group(pool, job.group_id)
         .await?
         .ok_or(ApplyError::NoConnection)?;
+    if connection.kind == dns_apply_domain_connect::KIND {
+        let force = !job.confirmed.is_empty();
+        let outcome = dns_apply_domain_connect::run(
+            pool,
+            keyring,
+            providers,
+            &relay,
+            &connection,
+            &job.action,
+            force,
+        )
+        .await;
+        return match outcome {
+            Err(ApplyError::Provider(err)) if err.needs_person() => {
+                Err(noted(pool, &connection, err).await)
+            }
+            other => other,
+        };
+    }
     let provider = provider_for(pool, keyring, providers, &connection).await?;
     let owned = db::dns::owned(pool, job.group_id).await?;
     let wanted = if job.action == "remove" {

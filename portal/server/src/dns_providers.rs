@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use chatmail_dns_providers::{
     credentials::Credentials,
     detect::ConnectWay,
-    domain_connect::{self, ServiceProvider},
+    domain_connect::{self, AsyncProvider, ServiceProvider},
     guides,
     oauth::{OAuthClient, OAuthClientConfig, OAuthEndpoints, OAuthProvider},
     ovh::Endpoint as OvhEndpoint,
@@ -80,6 +80,18 @@ pub struct ProviderFlags {
     /// The DNS label of the signing key (the `key` parameter of signed links).
     #[arg(long, env = "PORTAL_DOMAIN_CONNECT_KEY_LABEL", default_value = "_dck1")]
     pub domain_connect_key_label: String,
+    /// A DNS provider's Domain Connect OAuth client, pinned:
+    /// "PROVIDER_ID|URL_ASYNC_UX|URL_API|CLIENT_ID|CLIENT_SECRET" (the provider issues the
+    /// client; its redirect URL is <base URL>/dns/domain-connect/callback). Repeatable.
+    /// Where the zone's provider has one, the person grants access once and the portal
+    /// applies the records itself, also when the device's facts change.
+    #[arg(
+        long = "domain-connect-async",
+        env = "PORTAL_DOMAIN_CONNECT_ASYNC",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub domain_connect_async: Vec<String>,
     /// Other addresses for providers, "KEY=URL,…" (test set-ups only): `<provider>.api`
     /// for a DNS API (cloudflare, digitalocean, linode, hetzner, porkbun, desec, gandi,
     /// namecheap, ovh) and `<provider>.authorize`, `.token`, `.revoke` for sign-in
@@ -147,6 +159,8 @@ pub struct Providers {
     namecheap_client_ip: Option<String>,
     ovh: Option<OvhApp>,
     domain_connect: Option<ServiceProvider>,
+    domain_connect_provider_id: String,
+    domain_connect_async: Vec<AsyncProvider>,
 }
 
 /// The portal's OVHcloud application.
@@ -176,6 +190,39 @@ pub const CALLBACK_PATH: &str = "/dns/oauth/callback";
 
 /// Where OVHcloud sends the person back after approving the portal's access.
 pub const OVH_RETURN_PATH: &str = "/dns/ovh/return";
+
+/// Where a DNS provider sends the person back after a Domain Connect grant.
+pub const DOMAIN_CONNECT_CALLBACK_PATH: &str = "/dns/domain-connect/callback";
+
+/// One `--domain-connect-async` value.
+fn parse_async_provider(text: &str, redirect_url: &str) -> Result<AsyncProvider, String> {
+    let parts: Vec<&str> = text.trim().split('|').map(str::trim).collect();
+    let [id, ux, api, client_id, client_secret] = parts.as_slice() else {
+        return Err(
+            "--domain-connect-async wants PROVIDER_ID|URL_ASYNC_UX|URL_API|CLIENT_ID|CLIENT_SECRET"
+                .into(),
+        );
+    };
+    if [id, ux, api, client_id, client_secret]
+        .iter()
+        .any(|p| p.is_empty())
+    {
+        return Err("--domain-connect-async has an empty part".into());
+    }
+    for url in [ux, api] {
+        if !(url.starts_with("https://") || url.starts_with("http://127.0.0.1")) {
+            return Err(format!("Domain Connect address {url} must use https"));
+        }
+    }
+    Ok(AsyncProvider {
+        dns_provider_id: id.to_string(),
+        url_async_ux: ux.to_string(),
+        url_api: api.to_string(),
+        client_id: client_id.to_string(),
+        client_secret: client_secret.to_string(),
+        redirect_url: redirect_url.to_string(),
+    })
+}
 
 impl Providers {
     /// The providers from the flags; `base_url` is the portal's public address.
@@ -285,18 +332,51 @@ impl Providers {
                 )
             }
         };
+        let callback = format!(
+            "{}{DOMAIN_CONNECT_CALLBACK_PATH}",
+            base_url.trim_end_matches('/')
+        );
+        let domain_connect_async = flags
+            .domain_connect_async
+            .iter()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| parse_async_provider(v, &callback))
+            .collect::<Result<Vec<_>, _>>()?;
+        let domain_connect_provider_id = match flags.domain_connect_provider_id.trim() {
+            "" => domain_connect::PROVIDER_ID.to_string(),
+            id => id.to_string(),
+        };
         Ok(Providers {
             oauth,
             api,
             namecheap_client_ip: flags.namecheap_client_ip.map(|ip| ip.to_string()),
             ovh,
             domain_connect,
+            domain_connect_provider_id,
+            domain_connect_async,
         })
     }
 
     /// The signer of Domain Connect links, if configured.
     pub fn domain_connect(&self) -> Option<&ServiceProvider> {
         self.domain_connect.as_ref()
+    }
+
+    /// The `providerId` of the relay's Domain Connect template.
+    pub fn domain_connect_provider_id(&self) -> &str {
+        &self.domain_connect_provider_id
+    }
+
+    /// Whether any Domain Connect flow is configured.
+    pub fn domain_connect_configured(&self) -> bool {
+        self.domain_connect.is_some() || !self.domain_connect_async.is_empty()
+    }
+
+    /// The pinned Domain Connect client for the DNS provider with this id.
+    pub fn domain_connect_client(&self, dns_provider_id: &str) -> Option<&AsyncProvider> {
+        self.domain_connect_async
+            .iter()
+            .find(|c| c.dns_provider_id == dns_provider_id)
     }
 
     /// The portal's OVHcloud application, if configured.
@@ -399,6 +479,33 @@ mod tests {
             ..Default::default()
         };
         assert!(Providers::new(&half, "https://portal.example").is_err());
+        let pinned = ProviderFlags {
+            domain_connect_async: vec![
+                "godaddy.com|https://dcc.godaddy.com/manage|https://domainconnect.api.godaddy.com|id|secret".into(),
+            ],
+            ..Default::default()
+        };
+        let with = Providers::new(&pinned, "https://portal.example").unwrap();
+        let client = with.domain_connect_client("godaddy.com").unwrap();
+        assert_eq!(
+            client.redirect_url,
+            "https://portal.example/dns/domain-connect/callback"
+        );
+        assert!(with.domain_connect_configured());
+        for bad in [
+            "godaddy.com|https://a|https://b|id",
+            "godaddy.com|http://a.example|https://b|id|secret",
+            "godaddy.com|https://a||id|secret",
+        ] {
+            let flags = ProviderFlags {
+                domain_connect_async: vec![bad.into()],
+                ..Default::default()
+            };
+            assert!(
+                Providers::new(&flags, "https://portal.example").is_err(),
+                "{bad}"
+            );
+        }
         assert_eq!(some.offered("cloudflare", &ways), ways);
         assert_eq!(
             some.offered("namecheap", &[ConnectWay::ApiToken]),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod data_dir;
 pub mod db;
 pub mod dns_apply;
+pub mod dns_apply_domain_connect;
 pub mod dns_providers;
 pub mod dns_status;
 pub mod embedded_pg;

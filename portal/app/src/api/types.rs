@@ -300,6 +300,17 @@ pub struct ConnectionInfo {
     pub problem: Option<String>,
 }
 
+/// A DNS provider that can apply the relay's records through Domain Connect here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainConnectChoice {
+    /// The provider's name.
+    pub name: String,
+    /// The person confirms each change on the provider's page (synchronous flow).
+    pub confirm_each: bool,
+    /// The person grants access once and the portal applies changes itself (asynchronous).
+    pub grant: bool,
+}
+
 /// One DNS provider the portal can connect, with the ways this portal offers for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderChoice {
@@ -407,10 +418,10 @@ pub enum StepData {
         /// The cloud providers offered: the detected one first.
         #[serde(default)]
         choices: Vec<ProviderChoice>,
-        /// The DNS provider's name when it can apply the relay's records through Domain
-        /// Connect on this portal.
+        /// The DNS provider, when it can apply the relay's records through Domain Connect
+        /// on this portal.
         #[serde(default)]
-        domain_connect: Option<String>,
+        domain_connect: Option<DomainConnectChoice>,
     },
     Settings(SettingsForm),
     Hardware {

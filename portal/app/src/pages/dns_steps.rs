@@ -9,7 +9,7 @@ use leptos_router::components::A;
 use crate::{
     api::{
         ConnectionInfo, DetectedProvider, DiffView, Flash, JobView, PlannedRecordRow,
-        ProviderChoice, TokenGuide,
+        DomainConnectChoice, ProviderChoice, TokenGuide,
     },
     components::{CopyButton, CsrfField, Field},
     pages::status::Refresh,
@@ -26,7 +26,7 @@ pub fn ConnectStep(
     connection: Option<ConnectionInfo>,
     mode: Option<String>,
     choices: Vec<ProviderChoice>,
-    domain_connect: Option<String>,
+    domain_connect: Option<DomainConnectChoice>,
     action: String,
     csrf: String,
     group_id: String,
@@ -118,16 +118,29 @@ pub fn ConnectStep(
         // The detected provider first, then self-hosted servers and "by hand", then every
         // other provider this portal can connect.
         <div class="provider-choices" id="detected-provider-choice">
-            {domain_connect.map(|name| view! {
-                <details class="provider-choice" id="provider-domain-connect" open=true>
-                    <summary>{format!("{name}, by Domain Connect (recommended)")}</summary>
-                    <p>{format!("{name} writes every record itself: in the records step a button opens {name}'s page, where you check the records and confirm. The portal keeps no password or key for your DNS.")}</p>
-                    <form method="post" action=connect.clone()>
-                        <CsrfField token=csrf.clone() />
-                        <input type="hidden" name="method" value="domain_connect" />
-                        <button type="submit" class="button button-primary" id="choose-domain-connect">{format!("Use Domain Connect with {name}")}</button>
-                    </form>
-                </details>
+            {domain_connect.map(|choice| {
+                let name = choice.name.clone();
+                view! {
+                    <details class="provider-choice" id="provider-domain-connect" open=true>
+                        <summary>{format!("{name}, by Domain Connect (recommended)")}</summary>
+                        {choice.grant.then(|| view! {
+                            <p>{format!("Allow the portal once on {name}'s page: it then writes the relay's records itself, and updates them when your device's keys change. You can withdraw the access at {name} at any time.")}</p>
+                            <form method="post" action=connect.clone()>
+                                <CsrfField token=csrf.clone() />
+                                <input type="hidden" name="method" value="domain_connect_async" />
+                                <button type="submit" class="button button-primary" id="grant-domain-connect">{format!("Connect {name} by Domain Connect")}</button>
+                            </form>
+                        })}
+                        {choice.confirm_each.then(|| view! {
+                            <p>{format!("{}{name} writes every record itself: in the records step a button opens {name}'s page, where you check the records and confirm. The portal keeps no password or key for your DNS.", if choice.grant { "Or confirm each change yourself: " } else { "" })}</p>
+                            <form method="post" action=connect.clone()>
+                                <CsrfField token=csrf.clone() />
+                                <input type="hidden" name="method" value="domain_connect" />
+                                <button type="submit" class=if choice.grant { "button" } else { "button button-primary" } id="choose-domain-connect">{format!("Use Domain Connect with {name}")}</button>
+                            </form>
+                        })}
+                    </details>
+                }
             })}
             {detected_choices.into_iter().map(|choice| view! {
                 <ProviderChoiceForm choice group_id=group_id.clone() action=connect.clone() csrf=csrf.clone() flash=flash.clone() />

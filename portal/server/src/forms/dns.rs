@@ -393,6 +393,16 @@ pub async fn connect(
     if fields.get("method") == "ovh" {
         return super::dns_ovh::start(&state, &session, access.group, &domain, &back).await;
     }
+    if fields.get("method") == "domain_connect_async" {
+        return super::dns_domain_connect::start_grant(
+            &state,
+            &session,
+            access.group,
+            &domain,
+            &back,
+        )
+        .await;
+    }
     if fields.get("method") == "domain_connect" {
         return super::dns_domain_connect::choose(
             &state,

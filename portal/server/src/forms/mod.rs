@@ -80,6 +80,10 @@ pub fn routes() -> Router<AppState> {
             dns_domain_connect::RETURN_PATH,
             axum::routing::get(dns_domain_connect::returned),
         )
+        .route(
+            crate::dns_providers::DOMAIN_CONNECT_CALLBACK_PATH,
+            axum::routing::get(dns_domain_connect::callback),
+        )
         .route("/groups/{id}/dns/disconnect", post(dns::disconnect))
         .route("/groups/{id}/zone-file", axum::routing::get(dns::zone_file))
         .route(
