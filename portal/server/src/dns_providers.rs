@@ -321,15 +321,21 @@ impl Providers {
                 if provider_id.is_empty() || flags.domain_connect_key_label.trim().is_empty() {
                     return Err("Domain Connect needs a provider id and a key label".into());
                 }
-                Some(
-                    ServiceProvider::from_pem(
-                        provider_id,
-                        domain_connect::SERVICE_ID,
-                        flags.domain_connect_key_label.trim(),
-                        &pem,
-                    )
-                    .map_err(|err| err.to_string())?,
+                let signer = ServiceProvider::from_pem(
+                    provider_id,
+                    domain_connect::SERVICE_ID,
+                    flags.domain_connect_key_label.trim(),
+                    &pem,
                 )
+                .map_err(|err| err.to_string())?;
+                // What the operator publishes so that providers can check the signatures.
+                for value in signer.public_key_txt() {
+                    tracing::info!(
+                        "Domain Connect: publish TXT \"{value}\" at {}.<the template's syncPubKeyDomain>",
+                        flags.domain_connect_key_label.trim()
+                    );
+                }
+                Some(signer)
             }
         };
         let callback = format!(
