@@ -28,7 +28,7 @@
 //! Per message the test asserts the reply code (and the enhanced code's class, or the
 //! exact enhanced code where Maddy answers itself), that accepted mail is in the
 //! recipient's INBOX (compared by body), and that refused mail never is. Then: the
-//! per-sender rate limit (default burst 10) answers `450 4.7.1` after the burst (at `RCPT
+//! per-sender rate limit (burst 10) answers `450 4.7.1` after the burst (at `RCPT
 //! TO`, where Maddy asks the milter about the sender, as upstream's Postfix proxy does),
 //! and the oversize message is refused: `552 5.3.4` at `MAIL FROM` with `SIZE=`, and a
 //! permanent refusal without it.
@@ -466,12 +466,13 @@ async fn corpus_through_running_relays() {
     let dns = World::start(vec![ServerSpec::new(RESOLVER_IP, zones)]).await;
 
     // Short local parts (alice, bob) are allowed; the chat.example relay lets one sender
-    // send the whole corpus at once (the rate limit is tested on chat.corpus.test, at the
-    // default burst of 10).
+    // send the whole corpus at once. The rate limit is tested on chat.corpus.test with the
+    // default burst of 10 and one message a minute after it (upstream: 60), so the number
+    // of messages that pass does not depend on how fast this machine sends them.
     let short_names = "[limits]\nusername_min_length = 3\n";
     let mut setups = [
         Appliance::new(CHAT).config(&format!("{short_names}max_user_send_burst_size = 1000\n")),
-        Appliance::new(CORPUS).config(short_names),
+        Appliance::new(CORPUS).config(&format!("{short_names}max_user_send_per_minute = 1\n")),
         Appliance::new(OTHER).config(short_names),
     ]
     .map(|s| s.arg(format!("--dns-server={}", dns.resolver())));
@@ -641,9 +642,8 @@ async fn corpus_through_running_relays() {
     }
     eprintln!("incoming done after {:?}", started.elapsed());
 
-    // 3. The rate limit on chat.corpus.test (default: 60 a minute, burst 10): the burst
-    // is accepted, then the sender is told 450 4.7.1 to come back later. Tokens come back
-    // at one a second, so a few more may pass before the limiter says no; each accepted
+    // 3. The rate limit on chat.corpus.test (burst 10, then one a minute): the burst is
+    // accepted, then the sender is told 450 4.7.1 to come back later. Each accepted
     // message must arrive, the refused one must not.
     let sender = format!("ratelimit@{CORPUS}");
     let rcpt = format!("carol@{CORPUS}");
@@ -658,7 +658,7 @@ async fn corpus_through_running_relays() {
     let mut session = submission(&relays.corpus, &sender).await;
     let mut limited = None;
     let mut accepted = 0;
-    for _ in 0..200 {
+    for _ in 0..30 {
         match session.send(&sender, &[&rcpt], &message).await.unwrap() {
             Outcome::Accepted(_) => {
                 accepted += 1;
@@ -677,7 +677,11 @@ async fn corpus_through_running_relays() {
     replies.push(format!(
         "rate limit: {accepted} accepted, then at {stage:?}: {limited}"
     ));
-    assert!(accepted >= 10, "refused within the burst: {limited}");
+    // Ten, or eleven if a minute passed during the burst.
+    assert!(
+        (10..=11).contains(&accepted),
+        "{accepted} accepted before: {limited}"
+    );
     assert_eq!(
         (limited.code, limited.enhanced.as_deref()),
         (450, Some("4.7.1")),
