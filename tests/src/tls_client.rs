@@ -152,14 +152,30 @@ impl Response {
 
 /// One HTTP/1.1 request over `stream` (`Connection: close`), the whole response read.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+    stream: S,
     method: &str,
     host: &str,
     path: &str,
     body: &[u8],
 ) -> Response {
+    exchange_with_headers(stream, method, host, path, &[], body).await
+}
+
+/// [`exchange`] with extra header fields.
+async fn exchange_with_headers<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: chatmail-tests\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: chatmail-tests\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     let io = async {
@@ -258,6 +274,22 @@ pub async fn https_with_body(
         .await
         .unwrap_or_else(|e| panic!("TLS to {addr} as {host}: {e}"));
     exchange(stream, method, host, path, body).await
+}
+
+/// An HTTPS request with extra header fields (repeated names allowed) and a body.
+pub async fn https_with_headers(
+    addr: SocketAddr,
+    host: &str,
+    trust: &Trust,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let stream = connect_tls(addr, host, trust, &[b"http/1.1"])
+        .await
+        .unwrap_or_else(|e| panic!("TLS to {addr} as {host}: {e}"));
+    exchange_with_headers(stream, method, host, path, headers, body).await
 }
 
 /// The certificate chain `addr` presents for `host`.
