@@ -1566,7 +1566,16 @@ fn ptr(input: &Input<'_>, out: &mut Out) {
                 _ => None,
             })
             .collect();
-        let set_fix = format!("Set the reverse DNS name of {} to {d}. {where_set}", p.ip);
+        let set_fix = match reverse_dns_hint(&names, &d) {
+            Some(hint) => format!("Set the reverse DNS name of {} to {d}. {hint}", p.ip),
+            None if names.is_empty() && input.ctx.connection != ConnectionKind::Home => format!(
+                "Set the reverse DNS name of {} to {d}. {where_set} At DigitalOcean there is \
+                 no such setting: name the Droplet exactly {d} and it sets the reverse name \
+                 itself.",
+                p.ip
+            ),
+            None => format!("Set the reverse DNS name of {} to {d}. {where_set}", p.ip),
+        };
         if names.is_empty() {
             out.push(with(
                 finding(
@@ -1655,6 +1664,36 @@ fn ptr(input: &Input<'_>, out: &mut Out) {
             ));
         }
     }
+}
+
+/// Where a well-known hosting provider sets reverse DNS, recognised from the default name
+/// it gives its addresses; for an address without any name, the one provider that sets
+/// it from the server's name. Sources: Hetzner's default `static.….clients.your-server.de`
+/// and per-IP reverse DNS (Hetzner Cloud API "Change reverse DNS records", Robot API
+/// "reverse DNS"); Akamai's default `….ip.linodeusercontent.com` and its rule that the
+/// name must already resolve to the address (Linode API "Update an IP address's RDNS");
+/// DigitalOcean makes the PTR from a Droplet's name when that is a full domain name
+/// (docs.digitalocean.com, glossary "PTR Record").
+fn reverse_dns_hint(names: &[String], d: &str) -> Option<String> {
+    let by = |suffixes: &[&str]| {
+        names
+            .iter()
+            .any(|n| suffixes.iter().any(|s| n.ends_with(s)))
+    };
+    if by(&[".your-server.de"]) {
+        return Some(format!(
+            "The address is Hetzner's: in the Hetzner Cloud Console (or Robot, for a dedicated \
+             server) edit the reverse DNS entry of this address and enter {d}."
+        ));
+    }
+    if by(&[".ip.linodeusercontent.com", ".members.linode.com"]) {
+        return Some(format!(
+            "The address is Akamai's (Linode): in Cloud Manager open the Linode's Network tab \
+             and edit this address's reverse DNS to {d}. Linode accepts it only once {d} \
+             already points to the address, so publish the address record first."
+        ));
+    }
+    None
 }
 
 fn ttl(input: &Input<'_>, out: &mut Out) {
@@ -2034,5 +2073,22 @@ mod tests {
             "evilns.cloudflare.com.example",
             "ns.cloudflare.com"
         ));
+    }
+
+    #[test]
+    fn reverse_dns_advice_per_hoster() {
+        let hint = |name: &str| reverse_dns_hint(&[name.to_string()], "chat.example.org");
+        assert!(hint("li1-2.members.linode.com")
+            .unwrap()
+            .contains("Network tab"));
+        assert!(hint("203-0-113-5.ip.linodeusercontent.com")
+            .unwrap()
+            .contains("publish the address record first"));
+        assert!(hint("static.5.113.0.203.clients.your-server.de")
+            .unwrap()
+            .contains("Hetzner"));
+        // Only the real suffix counts, not a look-alike.
+        assert!(hint("your-server.de.attacker.example").is_none());
+        assert!(hint("vps-1234.hoster.example").is_none());
     }
 }

@@ -389,8 +389,11 @@ async fn missing_and_wrong_ptr() {
     let zone = correct_zone(&plan);
     let registry = registry_zone(&[("ns1.example.org", NS1_IP), ("ns2.example.org", NS2_IP)]);
     let mut resolver_zones = vec![registry.clone(), zone.clone()];
-    // IPv4: no PTR at all. IPv6: the hoster's default name.
-    resolver_zones.extend(reverse_zones(&[], &["vps-1234.hoster.example"]));
+    // IPv4: no PTR at all. IPv6: Hetzner's default name.
+    resolver_zones.extend(reverse_zones(
+        &[],
+        &["static.1.0.0.0.clients.your-server.de"],
+    ));
     let world = World::start(vec![
         ServerSpec::new(RESOLVER_IP, resolver_zones),
         ServerSpec::new(REGISTRY_IP, vec![registry]),
@@ -409,14 +412,25 @@ async fn missing_and_wrong_ptr() {
     assert!(missing.subject.as_deref().unwrap().contains("192.0.2.10"));
     let wrong = only(&report, "ptr-mismatch");
     assert_eq!(wrong.who_acts, WhoActs::HostingProvider);
-    assert!(wrong.title.contains("vps-1234.hoster.example"));
+    assert!(wrong
+        .title
+        .contains("static.1.0.0.0.clients.your-server.de"));
+    // The hoster is recognised from its default name, and the advice says where to act.
+    assert!(wrong.fix.contains("Hetzner Cloud Console"), "{}", wrong.fix);
+    assert!(
+        missing.fix.contains("name the Droplet exactly example.org"),
+        "{}",
+        missing.fix
+    );
     // The same for a relay at home: the ISP acts.
     let home = CheckContext {
         connection: ConnectionKind::Home,
         ..CheckContext::default()
     };
     let report = check_with(&plan, &home, &world.config(TIMEOUT)).await;
-    assert_eq!(only(&report, "ptr-missing").who_acts, WhoActs::Isp);
+    let missing = only(&report, "ptr-missing");
+    assert_eq!(missing.who_acts, WhoActs::Isp);
+    assert!(!missing.fix.contains("Droplet"), "{}", missing.fix);
 }
 
 #[tokio::test]
