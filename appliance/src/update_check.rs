@@ -7,8 +7,8 @@
 //! before the manifest is parsed), be for this channel and target, be newer than the running
 //! version, and every piece must have exactly the size and sha256 the manifest names. Only
 //! then is anything written, in gokrazy's order: the inactive root, the boot partition
-//! (keeping the running root active), the MBR boot code, a one-time test boot of the new
-//! root, reboot. The new version makes the switch permanent only once it reports healthy
+//! (keeping the running root active, armed for a one-time test boot of the new root), the
+//! MBR boot code, reboot. The new version makes the switch permanent only once it reports healthy
 //! ([`pending`]); otherwise the next boot is the old root again.
 //!
 //! The request names nothing but the channel and target ([`fetch`]); mail keeps flowing
@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use chatmail_shared::signing_key::UpdateSigningKey;
 use chatmail_shared::update_manifest::{
-    self, check_offer, Channel, Piece, ReleaseVersion, UpdateTarget, VerifiedManifest,
-    MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES,
+    self, check_offer, Channel, ReleaseVersion, UpdateTarget, VerifiedManifest, MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES,
 };
 use chatmail_shared::web_url::HttpsUrl;
 use rand::Rng;
@@ -369,29 +369,61 @@ impl UpdateChecker {
                 "this gokrazy does not confirm what it writes (features: {features:?})"
             )));
         }
+        // The test boot: the boot partition is armed here, in place, because gokrazy's
+        // `POST /update/testboot` cannot add its flag to the command lines its packers write
+        // (see `update_manifest::arm_test_boot`). gokrazy's `bootonly` then points `root=` at
+        // the running root, so the next boot starts from the known-good root, whose init
+        // switches into the new one for that boot only.
+        let (armed_path, armed_hex) = {
+            let (_, boot) = files
+                .iter()
+                .find(|(p, _)| p.name == update_manifest::PieceName::Boot)
+                .expect("every manifest has a boot piece");
+            let from = boot.clone();
+            let to = dir.join("boot-armed.img");
+            let to_c = to.clone();
+            let hex = tokio::task::spawn_blocking(move || -> Result<String, String> {
+                let mut bytes = std::fs::read(&from).map_err(|e| e.to_string())?;
+                update_manifest::arm_test_boot(&mut bytes).map_err(|e| e.to_string())?;
+                std::fs::write(&to_c, &bytes).map_err(|e| e.to_string())?;
+                use sha2::Digest as _;
+                Ok(update_manifest::Sha256Digest(sha2::Sha256::digest(&bytes).into()).to_hex())
+            })
+            .await
+            .map_err(|e| InstallError::Refused(e.to_string()))?
+            .map_err(|e| InstallError::Refused(format!("the boot piece: {e}")))?;
+            (to, hex)
+        };
+        let marker = Pending {
+            version: m.version.to_string(),
+            from: self.running.to_string(),
+            state: State::Trying,
+            starts: 0,
+        };
         for (piece, path) in &files {
-            // The boot partition as written by the build points `root=` at partition 2;
-            // `bootonly` keeps it on the running root, so that the test boot below starts
-            // from the known-good root and only tries the new one once.
-            let target = match piece.name {
-                update_manifest::PieceName::Root => "root",
-                update_manifest::PieceName::Boot => "bootonly",
-                update_manifest::PieceName::Mbr => "mbr",
+            let (target, path, expected) = match piece.name {
+                update_manifest::PieceName::Root => ("root", path, piece.sha256.to_hex()),
+                update_manifest::PieceName::Boot => {
+                    // From here on a reboot test-boots the new root, which needs the marker.
+                    pending::write(&self.work_dir, &marker).map_err(|e| {
+                        InstallError::Refused(format!("cannot write the update marker: {e}"))
+                    })?;
+                    ("bootonly", &armed_path, armed_hex.clone())
+                }
+                update_manifest::PieceName::Mbr => ("mbr", path, piece.sha256.to_hex()),
             };
-            let written = self.api.put(target, path).await.map_err(api_err)?;
-            check_written(piece, &written).map_err(InstallError::Refused)?;
+            let written = self
+                .api
+                .put(target, path)
+                .await
+                .and_then(|answer| check_written(piece.name, &answer, &expected));
+            if let Err(e) = written {
+                if piece.name != update_manifest::PieceName::Root {
+                    let _ = pending::clear(&self.work_dir);
+                }
+                return Err(InstallError::Refused(format!("gokrazy's update API: {e}")));
+            }
         }
-        pending::write(
-            &self.work_dir,
-            &Pending {
-                version: m.version.to_string(),
-                from: self.running.to_string(),
-                state: State::Trying,
-                starts: 0,
-            },
-        )
-        .map_err(|e| InstallError::Refused(format!("cannot write the update marker: {e}")))?;
-        self.api.post("/update/testboot").await.map_err(api_err)?;
         Ok(())
     }
 
@@ -485,14 +517,17 @@ fn about(d: Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-fn check_written(piece: &Piece, answer: &str) -> Result<(), String> {
+fn check_written(
+    name: update_manifest::PieceName,
+    answer: &str,
+    expected: &str,
+) -> Result<(), String> {
     let answer = answer.trim();
-    if answer.eq_ignore_ascii_case(&piece.sha256.to_hex()) {
+    if answer.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
         Err(format!(
-            "gokrazy wrote a {} piece with sha256 {answer:?}, the manifest says {}; not switching to it",
-            piece.name, piece.sha256
+            "gokrazy wrote a {name} piece with sha256 {answer:?}, {expected} was sent; not switching to it"
         ))
     }
 }

@@ -643,6 +643,59 @@ pub fn check_offer(
     }
 }
 
+/// The flag gokrazy's init looks for in `cmdline.txt` to boot the inactive root once
+/// (gokrazy `gokrazy.go` `maybeSwitchToInactive`, research/gokrazy.md §5.1).
+pub const TRY_BOOT_INACTIVE: &[u8] = b" gokrazy.try_boot_inactive=1";
+
+/// Why a boot partition cannot be armed for a test boot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArmError {
+    /// No kernel command line with gokrazy's padding was found.
+    #[error(
+        "the boot partition holds no gokrazy kernel command line with room for the test-boot flag"
+    )]
+    NoCmdline,
+}
+
+/// Arms a boot partition image (a FAT file system as gokrazy's packer writes it) for a
+/// one-time test boot of the inactive root, by writing [`TRY_BOOT_INACTIVE`] into the space
+/// padding of each kernel command line in place (`cmdline.txt` and systemd-boot's
+/// `loader/entries/gokrazy.conf`). Returns how many were armed.
+///
+/// gokrazy's own `POST /update/testboot` appends the flag before a newline, but its
+/// packers write `cmdline.txt` without one, so that call changes nothing (seen in QEMU,
+/// tests/tests/updates_boot.rs). Editing in place keeps every file at its offset and length,
+/// so the BIOS loader's block addresses (in the MBR) stay valid.
+pub fn arm_test_boot(boot: &mut [u8]) -> Result<usize, ArmError> {
+    const MARK: &[u8] = b"init=/gokrazy/init";
+    // gokrazy pads the command line with 64 spaces for exactly such in-place edits.
+    const PADDING: usize = 64;
+    const MAX_CMDLINE: usize = 4096;
+    let mut armed = 0;
+    let mut from = 0;
+    while let Some(found) = find(&boot[from..], MARK) {
+        let start = from + found;
+        let end = (start + MAX_CMDLINE).min(boot.len());
+        let window = &boot[start..end];
+        let padding = (0..window.len().saturating_sub(PADDING))
+            .find(|&i| window[i] != b' ' && window[i + 1..=i + PADDING].iter().all(|&b| b == b' '));
+        if let Some(i) = padding {
+            let at = start + i + 1;
+            boot[at..at + TRY_BOOT_INACTIVE.len()].copy_from_slice(TRY_BOOT_INACTIVE);
+            armed += 1;
+        }
+        from = start + MARK.len();
+    }
+    if armed == 0 {
+        return Err(ArmError::NoCmdline);
+    }
+    Ok(armed)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// The path below the portal's base URL where a channel's manifest for a target lives;
 /// the signature is at the same path plus `.minisig`.
 pub fn manifest_path(channel: Channel, target: UpdateTarget) -> String {

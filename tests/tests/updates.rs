@@ -227,6 +227,10 @@ fn make_base_image(dir: &Path, version: &str, seed: u8) -> BaseImage {
     bytes[boot + 19..boot + 21].copy_from_slice(&((BOOT_FS / 512) as u16).to_le_bytes());
     bytes[boot + 510] = 0x55;
     bytes[boot + 511] = 0xAA;
+    // cmdline.txt and the systemd-boot entry, padded as gokrazy's packer pads them.
+    let cmdline = gokrazy_cmdline();
+    bytes[boot + 4096..boot + 4096 + cmdline.len()].copy_from_slice(&cmdline);
+    bytes[boot + 8192..boot + 8192 + cmdline.len()].copy_from_slice(&cmdline);
     // Partition 2: a squashfs superblock.
     let root = 3 * MIB as usize;
     bytes[root..root + 4].copy_from_slice(b"hsqs");
@@ -254,6 +258,23 @@ fn make_base_image(dir: &Path, version: &str, seed: u8) -> BaseImage {
     )
     .unwrap();
     BaseImage { image }
+}
+
+/// A kernel command line as gokrazy's packer writes it: 64 spaces of padding, no newline.
+fn gokrazy_cmdline() -> Vec<u8> {
+    let mut line = b"console=tty1 root=PARTUUID=60c24cc1-f3f9-427a-8199-eed231000001/PARTNROFF=1 ro init=/gokrazy/init panic=10".to_vec();
+    line.extend_from_slice(&[b' '; 64]);
+    line
+}
+
+/// The boot piece as the relay writes it: armed for the one-time test boot.
+fn armed(boot: &[u8]) -> Vec<u8> {
+    let mut boot = boot.to_vec();
+    assert_eq!(
+        chatmail_shared::update_manifest::arm_test_boot(&mut boot),
+        Ok(2)
+    );
+    boot
 }
 
 fn slice(path: &Path, offset: u64, len: u64) -> Vec<u8> {
@@ -620,13 +641,12 @@ async fn the_portal_publishes_a_signed_release_and_a_relay_installs_it() {
             "PUT /update/root",
             "PUT /update/bootonly",
             "PUT /update/mbr",
-            "POST /update/testboot",
             "POST /reboot",
         ]
     );
     let written = gokrazy.requests();
     assert_eq!(written[1].body, slice(&base.image, 3 * MIB, ROOT_PIECE));
-    assert_eq!(written[2].body, slice(&base.image, MIB, BOOT_FS));
+    assert_eq!(written[2].body, armed(&slice(&base.image, MIB, BOOT_FS)));
     assert_eq!(written[3].body, slice(&base.image, 0, MBR_BYTES));
     let marker: serde_json::Value =
         serde_json::from_slice(&std::fs::read(perm.join("chatmail/update/pending.json")).unwrap())
@@ -719,7 +739,10 @@ async fn bad_releases_are_refused_and_the_relay_keeps_serving() {
     let other = keys::load(&dir.path().join("other").join(keys::SECRET_FILE)).unwrap();
 
     let root = vec![0x5au8; 300_000];
-    let boot = vec![0xa5u8; 200_000];
+    let mut boot = vec![0xa5u8; 200_000];
+    let cmdline = gokrazy_cmdline();
+    boot[1000..1000 + cmdline.len()].copy_from_slice(&cmdline);
+    boot[5000..5000 + cmdline.len()].copy_from_slice(&cmdline);
     let mbr = vec![0x33u8; MBR_BYTES as usize];
     let (root_hex, boot_hex, mbr_hex) = (
         sha256_hex(&scratch, &root),
@@ -899,13 +922,12 @@ async fn bad_releases_are_refused_and_the_relay_keeps_serving() {
             "PUT /update/root",
             "PUT /update/bootonly",
             "PUT /update/mbr",
-            "POST /update/testboot",
             "POST /reboot",
         ]
     );
     let written = gokrazy.requests();
     assert_eq!(written[1].body, root);
-    assert_eq!(written[2].body, boot);
+    assert_eq!(written[2].body, armed(&boot));
     assert_eq!(written[3].body, mbr);
     still_serving(&app).await;
     app.stop();

@@ -361,3 +361,35 @@ fn names_and_paths() {
         "chatmail-relay update channel=stable target=amd64 version=1.0.0"
     );
 }
+
+#[test]
+fn test_boot_flag_goes_into_the_padding_in_place() {
+    let cmdline = |extra: &str| {
+        format!(
+            "console=tty1 root=PARTUUID=60c24cc1-f3f9-427a-8199-eed231000001/PARTNROFF=1 ro init=/gokrazy/init panic=10{extra}"
+        )
+    };
+    let padded = format!("{}{}", cmdline(""), " ".repeat(64));
+    let mut fat = vec![0u8; 4096];
+    fat[100..100 + padded.len()].copy_from_slice(padded.as_bytes());
+    let entry = format!("title gokrazy\nlinux /vmlinuz\noptions {padded}");
+    fat[2000..2000 + entry.len()].copy_from_slice(entry.as_bytes());
+    let before = fat.clone();
+    assert_eq!(arm_test_boot(&mut fat), Ok(2));
+    assert_eq!(fat.len(), before.len());
+    let text = String::from_utf8_lossy(&fat).to_string();
+    let armed = format!(
+        "{}{}",
+        cmdline(" gokrazy.try_boot_inactive=1"),
+        " ".repeat(36)
+    );
+    assert_eq!(text.matches(&armed).count(), 2, "{text}");
+    // Nothing else moved.
+    let changed: Vec<usize> = (0..fat.len()).filter(|&i| fat[i] != before[i]).collect();
+    assert_eq!(changed.len(), 2 * (TRY_BOOT_INACTIVE.len() - 1));
+    // Without gokrazy's command line (or its padding) there is nothing to arm.
+    assert_eq!(arm_test_boot(&mut vec![0u8; 512]), Err(ArmError::NoCmdline));
+    let mut tight = cmdline(" ").into_bytes();
+    tight.extend_from_slice(&[0u8; 100]);
+    assert_eq!(arm_test_boot(&mut tight), Err(ArmError::NoCmdline));
+}
