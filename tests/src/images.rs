@@ -206,6 +206,11 @@ impl Qemu {
         String::from_utf8_lossy(&std::fs::read(&self.serial).unwrap_or_default()).to_string()
     }
 
+    /// Whether QEMU has stopped (with `-no-reboot`, a guest that reboots by a reset ends it).
+    pub fn exited(&mut self) -> bool {
+        self.child.exited().is_some()
+    }
+
     /// Panics with the console if QEMU has stopped.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.exited() {
