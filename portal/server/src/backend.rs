@@ -348,26 +348,21 @@ impl PortalBackend {
                         .map(|offer| offer.choice()),
                         Err(_) => None,
                     };
-                    let (nameservers, provider, lookup_problem) =
-                        match detection {
-                            Ok(found) => (
-                                found.nameservers,
-                                found.provider.map(|p| DetectedProvider {
-                                    name: {
-                                        detected_id = Some(p.id);
-                                        p.name.to_string()
-                                    },
-                                    methods: p
-                                        .ways
-                                        .iter()
-                                        .map(|w| way_label(*w).to_string())
-                                        .collect(),
-                                    domain_connect: found.domain_connect.is_some(),
-                                }),
-                                None,
-                            ),
-                            Err(err) => (Vec::new(), None, Some(err.to_string())),
-                        };
+                    let (nameservers, provider, lookup_problem) = match detection {
+                        Ok(found) => (
+                            found.nameservers,
+                            found.provider.map(|p| DetectedProvider {
+                                name: {
+                                    detected_id = Some(p.id);
+                                    p.name.to_string()
+                                },
+                                methods: p.ways.iter().map(|w| way_label(*w).to_string()).collect(),
+                                domain_connect: found.domain_connect.is_some(),
+                            }),
+                            None,
+                        ),
+                        Err(err) => (Vec::new(), None, Some(err.to_string())),
+                    };
                     StepData::Dns {
                         mail_domain: domain.to_unicode(),
                         managed_by_portal: false,

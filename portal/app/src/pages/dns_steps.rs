@@ -8,8 +8,8 @@ use leptos_router::components::A;
 
 use crate::{
     api::{
-        ConnectionInfo, DetectedProvider, DiffView, Flash, JobView, PlannedRecordRow,
-        DomainConnectChoice, ProviderChoice, TokenGuide,
+        ConnectionInfo, DetectedProvider, DiffView, DomainConnectChoice, Flash, JobView,
+        PlannedRecordRow, ProviderChoice, TokenGuide,
     },
     components::{CopyButton, CsrfField, Field},
     pages::status::Refresh,
