@@ -6,6 +6,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# One build per run: incremental state only costs time and disk here (set it to 1 to keep it).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cd "$ROOT"
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -21,8 +23,12 @@ started=$(date +%s)
 # The device images: QEMU, e2fsprogs, compressors, the musl cross toolchain (zig from PyPI,
 # cargo-zigbuild); then the amd64 base image, built once and cached between runs.
 image_started=$(date +%s)
-"$ROOT/appliance/scripts/install-image-deps.sh" --build >/dev/null
+images_dir="$("$ROOT/appliance/scripts/install-image-deps.sh" --build | tail -n 1)"
 log "image tools and amd64 base image ready in $(( $(date +%s) - image_started )) s"
+# The image tests use this image instead of asking the build script again per test binary.
+if [[ -f "$images_dir/chatmail-amd64.img" ]]; then
+    export CHATMAIL_TEST_IMAGES_DIR="$images_dir"
+fi
 for component in rustfmt clippy; do
     if ! rustup component list --installed | grep -q "^$component"; then
         rustup component add "$component"

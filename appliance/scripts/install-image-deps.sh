@@ -54,6 +54,8 @@ fi
 
 if [[ "${1:-}" == "--build" ]]; then
     started=$(date +%s)
-    "$ROOT/appliance/scripts/build-images.sh" --targets amd64 >/dev/null
+    images_dir="$("$ROOT/appliance/scripts/build-images.sh" --targets amd64 | tail -n 1)"
     log "amd64 base image ready in $(($(date +%s) - started)) s"
+    # The only line on standard output: where the images are (the test command passes it on).
+    echo "$images_dir"
 fi
