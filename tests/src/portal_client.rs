@@ -119,6 +119,27 @@ impl PortalClient {
             .await
     }
 
+    /// Answers the settings step with chatmail's defaults and the hardware step with a
+    /// virtual machine at `ipv4`, so that the DNS plan is complete.
+    pub async fn defaults_and_address(&self, group: &str, ipv4: &str) {
+        self.submit(
+            &format!("/groups/{group}/setup/settings"),
+            &[
+                ("contact_mail", "admin@example.org"),
+                ("max_mailbox_size_mb", "500"),
+                ("max_message_size_mb", "30"),
+                ("delete_mails_after_days", "20"),
+                ("delete_inactive_users_after_days", "90"),
+            ],
+        )
+        .await;
+        self.submit(
+            &format!("/groups/{group}/setup/hardware"),
+            &[("hardware", "virtual_machine"), ("ipv4", ipv4)],
+        )
+        .await;
+    }
+
     /// Creates a group and returns its id.
     pub async fn create_group(&self, name: &str) -> String {
         let posted = self.submit("/groups", &[("name", name)]).await;

@@ -50,3 +50,21 @@ impl Drop for TestPostgres {
         }
     }
 }
+
+/// The newest DNS job once it has finished: (state, summary, last error). Waits up to a
+/// minute.
+pub async fn finished_dns_job(pool: &sqlx::PgPool) -> (String, Option<String>, Option<String>) {
+    for _ in 0..600 {
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT state, summary, last_error FROM dns_jobs ORDER BY created_at DESC LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await
+        .expect("read the DNS jobs");
+        if let Some(row) = row.filter(|(state, _, _)| state == "done" || state == "failed") {
+            return row;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the DNS job did not finish within a minute");
+}

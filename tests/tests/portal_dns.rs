@@ -10,7 +10,7 @@ use chatmail_dns_world::pdns::{minimal_zone, PowerDns, PDNS_IP};
 use chatmail_tests::{
     portal::PortalCommand,
     portal_client::{visible_text, PortalClient},
-    postgres::TestPostgres,
+    postgres::{finished_dns_job, TestPostgres},
     shared_temp_dir,
 };
 use sqlx::PgPool;
@@ -84,23 +84,6 @@ async fn connect(client: &PortalClient, group: &str, url: &str, key: &str) -> St
         )
         .await;
     client.page(&format!("/groups/{group}/setup/dns")).await
-}
-
-/// Waits until the newest DNS job has finished, and returns its state.
-async fn job_finished(pool: &PgPool) -> (String, Option<String>, Option<String>) {
-    for _ in 0..600 {
-        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT state, summary, last_error FROM dns_jobs ORDER BY created_at DESC LIMIT 1",
-        )
-        .fetch_optional(pool)
-        .await
-        .unwrap();
-        if let Some(row) = row.filter(|(state, _, _)| state == "done" || state == "failed") {
-            return row;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the DNS job did not finish within a minute");
 }
 
 /// The zone as PowerDNS serves it: `name TYPE value` lines, sorted.
@@ -207,7 +190,7 @@ async fn records_are_written_through_powerdns_and_only_ours_are_ever_changed() {
         .submit(&format!("/groups/{group}/dns/apply"), &[])
         .await;
     assert_eq!(posted.location.as_deref(), Some(records.as_str()));
-    let (state, summary, error) = job_finished(&pool).await;
+    let (state, summary, error) = finished_dns_job(&pool).await;
     assert_eq!(state, "done", "{error:?}");
     assert!(summary
         .unwrap()
@@ -247,7 +230,7 @@ async fn records_are_written_through_powerdns_and_only_ours_are_ever_changed() {
             &[(&format!("confirm-{mx}"), "on")],
         )
         .await;
-    assert_eq!(job_finished(&pool).await.0, "done");
+    assert_eq!(finished_dns_job(&pool).await.0, "done");
     let lines = zone_lines(&pdns).await;
     assert!(has(&lines, "example.org MX 10 example.org."), "{lines:?}");
     assert!(
@@ -285,7 +268,7 @@ async fn records_are_written_through_powerdns_and_only_ours_are_ever_changed() {
     alice
         .submit(&format!("/groups/{group}/dns/apply"), &[])
         .await;
-    assert_eq!(job_finished(&pool).await.0, "done");
+    assert_eq!(finished_dns_job(&pool).await.0, "done");
     let after = zone_lines(&pdns).await;
     let changed: BTreeSet<&String> = before.iter().filter(|l| !after.contains(l)).collect();
     assert_eq!(changed.len(), 1, "only the A record changed: {changed:?}");
@@ -295,7 +278,7 @@ async fn records_are_written_through_powerdns_and_only_ours_are_ever_changed() {
     alice
         .submit(&format!("/groups/{group}/dns/remove"), &[])
         .await;
-    assert_eq!(job_finished(&pool).await.0, "done");
+    assert_eq!(finished_dns_job(&pool).await.0, "done");
     let lines = zone_lines(&pdns).await;
     let mut expected = vec![
         "example.org TXT \"google-site-verification=abc123\"".to_string(),
@@ -367,7 +350,7 @@ async fn a_job_survives_a_dead_dns_server_and_a_killed_portal() {
     .unwrap();
     pdns.restart().await;
     let portal = command.start().await;
-    let (state, summary, error) = job_finished(&pool).await;
+    let (state, summary, error) = finished_dns_job(&pool).await;
     assert_eq!(state, "done", "{error:?}");
     assert!(summary.unwrap().starts_with("16 added") || zone_lines(&pdns).await.len() > 10);
     let lines = zone_lines(&pdns).await;

@@ -9,14 +9,12 @@
 //! mock), a second run has nothing to do, removal leaves the zone as it was, and
 //! disconnecting forgets the token.
 
-use std::time::Duration;
-
 use chatmail_dns_world::cloud_mocks::{hetzner::Hetzner, Access, MockServer};
 use chatmail_dns_world::{ServerSpec, World, RESOLVER_IP};
 use chatmail_tests::{
     portal::PortalCommand,
     portal_client::{visible_text, PortalClient},
-    postgres::TestPostgres,
+    postgres::{finished_dns_job, TestPostgres},
     shared_temp_dir,
 };
 use sqlx::PgPool;
@@ -32,22 +30,6 @@ fn hetzner_delegation() -> String {
      @ 3600 IN NS hydrogen.ns.hetzner.com.\n\
      @ 3600 IN NS helium.ns.hetzner.de.\n"
         .to_string()
-}
-
-async fn job_finished(pool: &PgPool) -> (String, Option<String>, Option<String>) {
-    for _ in 0..600 {
-        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT state, summary, last_error FROM dns_jobs ORDER BY created_at DESC LIMIT 1",
-        )
-        .fetch_optional(pool)
-        .await
-        .unwrap();
-        if let Some(row) = row.filter(|(state, _, _)| state == "done" || state == "failed") {
-            return row;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the DNS job did not finish within a minute");
 }
 
 fn has(mock: &MockServer, name: &str, rtype: &str, value: &str) -> bool {
@@ -205,24 +187,7 @@ async fn hetzner_by_token_connect_apply_reapply_remove() {
         "{}",
         visible_text(&body)
     );
-    alice
-        .submit(
-            &format!("/groups/{group}/setup/settings"),
-            &[
-                ("contact_mail", "admin@example.org"),
-                ("max_mailbox_size_mb", "500"),
-                ("max_message_size_mb", "30"),
-                ("delete_mails_after_days", "20"),
-                ("delete_inactive_users_after_days", "90"),
-            ],
-        )
-        .await;
-    alice
-        .submit(
-            &format!("/groups/{group}/setup/hardware"),
-            &[("hardware", "virtual_machine"), ("ipv4", "93.184.216.34")],
-        )
-        .await;
+    alice.defaults_and_address(&group, "93.184.216.34").await;
     let records = format!("/groups/{group}/setup/records");
     let body = alice.page(&records).await;
     assert!(
@@ -233,7 +198,7 @@ async fn hetzner_by_token_connect_apply_reapply_remove() {
     alice
         .submit(&format!("/groups/{group}/dns/apply"), &[])
         .await;
-    let (state, _, error) = job_finished(&pool).await;
+    let (state, _, error) = finished_dns_job(&pool).await;
     assert_eq!(state, "failed");
     let error = error.unwrap();
     assert!(error.contains("Read & Write"), "{error}");
@@ -269,7 +234,7 @@ async fn hetzner_by_token_connect_apply_reapply_remove() {
     alice
         .submit(&format!("/groups/{group}/dns/apply"), &[])
         .await;
-    let (state, summary, error) = job_finished(&pool).await;
+    let (state, summary, error) = finished_dns_job(&pool).await;
     assert_eq!(state, "done", "{error:?}");
     assert!(summary.unwrap().contains("added"));
     for (name, rtype, value) in [
@@ -307,7 +272,7 @@ async fn hetzner_by_token_connect_apply_reapply_remove() {
     alice
         .submit(&format!("/groups/{group}/dns/remove"), &[])
         .await;
-    let (state, _, error) = job_finished(&pool).await;
+    let (state, _, error) = finished_dns_job(&pool).await;
     assert_eq!(state, "done", "{error:?}");
     let mut now = mock.records("example.org");
     let mut before = original.clone();

@@ -10,14 +10,12 @@
 //! the return works once and only in the browser that started it; the approved key is
 //! sealed (neither it nor the application secret is in any column) and writes the records.
 
-use std::time::Duration;
-
 use chatmail_dns_world::cloud_mocks::{ovh::Ovh, MockServer};
 use chatmail_dns_world::{ServerSpec, World, RESOLVER_IP};
 use chatmail_tests::{
     portal::PortalCommand,
     portal_client::{visible_text, PortalClient},
-    postgres::TestPostgres,
+    postgres::{finished_dns_job, TestPostgres},
     shared_temp_dir,
 };
 use reqwest::{header, StatusCode};
@@ -34,22 +32,6 @@ fn ovh_delegation() -> String {
      @ 3600 IN NS dns10.ovh.net.\n\
      @ 3600 IN NS ns10.ovh.net.\n"
         .to_string()
-}
-
-async fn job_finished(pool: &PgPool) -> (String, Option<String>, Option<String>) {
-    for _ in 0..600 {
-        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT state, summary, last_error FROM dns_jobs ORDER BY created_at DESC LIMIT 1",
-        )
-        .fetch_optional(pool)
-        .await
-        .unwrap();
-        if let Some(row) = row.filter(|(state, _, _)| state == "done" || state == "failed") {
-            return row;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the DNS job did not finish within a minute");
 }
 
 /// Presses "Connect OVHcloud": returns the approval page's address the portal sent to.
@@ -217,28 +199,11 @@ async fn ovh_consumer_key_approved_in_the_browser() {
     assert_eq!(connections(&pool).await, 1);
 
     // The approved key writes the relay's records, leaving the others alone.
-    alice
-        .submit(
-            &format!("/groups/{group}/setup/settings"),
-            &[
-                ("contact_mail", "admin@example.org"),
-                ("max_mailbox_size_mb", "500"),
-                ("max_message_size_mb", "30"),
-                ("delete_mails_after_days", "20"),
-                ("delete_inactive_users_after_days", "90"),
-            ],
-        )
-        .await;
-    alice
-        .submit(
-            &format!("/groups/{group}/setup/hardware"),
-            &[("hardware", "virtual_machine"), ("ipv4", "93.184.216.34")],
-        )
-        .await;
+    alice.defaults_and_address(&group, "93.184.216.34").await;
     alice
         .submit(&format!("/groups/{group}/dns/apply"), &[])
         .await;
-    let (state, _, error) = job_finished(&pool).await;
+    let (state, _, error) = finished_dns_job(&pool).await;
     assert_eq!(state, "done", "{error:?}");
     let records = mock.records("example.org");
     for (name, rtype, value) in [

@@ -17,7 +17,7 @@ use chatmail_dns_world::{ServerSpec, World, RESOLVER_IP};
 use chatmail_tests::{
     portal::PortalCommand,
     portal_client::{visible_text, PortalClient},
-    postgres::TestPostgres,
+    postgres::{finished_dns_job, TestPostgres},
     shared_temp_dir,
 };
 use reqwest::{header, StatusCode};
@@ -145,24 +145,7 @@ async fn domain_connect_synchronous_apply() {
             .ends_with("/setup/settings"),
         "{chosen:?}"
     );
-    alice
-        .submit(
-            &format!("/groups/{group}/setup/settings"),
-            &[
-                ("contact_mail", "admin@example.org"),
-                ("max_mailbox_size_mb", "500"),
-                ("max_message_size_mb", "30"),
-                ("delete_mails_after_days", "20"),
-                ("delete_inactive_users_after_days", "90"),
-            ],
-        )
-        .await;
-    alice
-        .submit(
-            &format!("/groups/{group}/setup/hardware"),
-            &[("hardware", "virtual_machine"), ("ipv4", "93.184.216.34")],
-        )
-        .await;
+    alice.defaults_and_address(&group, "93.184.216.34").await;
     let body = alice.page(&format!("/groups/{group}/setup/records")).await;
     assert!(body.contains("id=\"dc-apply\""), "{}", visible_text(&body));
 
@@ -258,22 +241,6 @@ async fn domain_connect_synchronous_apply() {
             .is_some_and(|l| !l.to_str().unwrap().starts_with(&provider.url()));
     assert!(refused, "a stranger is never sent to the provider");
     drop(portal);
-}
-
-async fn job_finished(pool: &sqlx::PgPool) -> (String, Option<String>, Option<String>) {
-    for _ in 0..600 {
-        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT state, summary, last_error FROM dns_jobs ORDER BY created_at DESC LIMIT 1",
-        )
-        .fetch_optional(pool)
-        .await
-        .unwrap();
-        if let Some(row) = row.filter(|(state, _, _)| state == "done" || state == "failed") {
-            return row;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the DNS job did not finish within a minute");
 }
 
 /// The asynchronous flow ("Asynchronous Flow: OAuth"): the person allows the portal once
@@ -406,24 +373,7 @@ async fn domain_connect_grant_then_apply_by_api() {
     assert!(visible_text(&body).contains("No Domain Connect connection is under way"));
 
     // Settings and address, then the records step lists what will be written.
-    alice
-        .submit(
-            &format!("/groups/{group}/setup/settings"),
-            &[
-                ("contact_mail", "admin@example.org"),
-                ("max_mailbox_size_mb", "500"),
-                ("max_message_size_mb", "30"),
-                ("delete_mails_after_days", "20"),
-                ("delete_inactive_users_after_days", "90"),
-            ],
-        )
-        .await;
-    alice
-        .submit(
-            &format!("/groups/{group}/setup/hardware"),
-            &[("hardware", "virtual_machine"), ("ipv4", "93.184.216.34")],
-        )
-        .await;
+    alice.defaults_and_address(&group, "93.184.216.34").await;
     let body = alice.page(&format!("/groups/{group}/setup/records")).await;
     assert!(
         body.contains("id=\"dns-creates\""),
@@ -438,7 +388,7 @@ async fn domain_connect_grant_then_apply_by_api() {
     alice
         .submit(&format!("/groups/{group}/dns/apply"), &[])
         .await;
-    let (state, _, error) = job_finished(&pool).await;
+    let (state, _, error) = finished_dns_job(&pool).await;
     assert_eq!(state, "failed");
     let error = error.unwrap();
     assert!(
@@ -452,7 +402,7 @@ async fn domain_connect_grant_then_apply_by_api() {
     alice
         .submit(&format!("/groups/{group}/dns/apply"), &[])
         .await;
-    let (state, summary, error) = job_finished(&pool).await;
+    let (state, summary, error) = finished_dns_job(&pool).await;
     assert_eq!(state, "done", "{error:?}");
     assert!(summary.unwrap().contains("Domain Connect"));
     let applied = provider.applied();
@@ -466,7 +416,7 @@ async fn domain_connect_grant_then_apply_by_api() {
     alice
         .submit(&format!("/groups/{group}/dns/remove"), &[])
         .await;
-    let (state, _, error) = job_finished(&pool).await;
+    let (state, _, error) = finished_dns_job(&pool).await;
     assert_eq!(state, "failed");
     assert!(error.unwrap().contains("cannot remove records"));
     drop(portal);

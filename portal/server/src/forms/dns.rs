@@ -22,6 +22,7 @@ use axum::{
 use chatmail_dns_providers::{
     credentials::Credentials,
     detect::ConnectWay,
+    domain_connect::DcTokens,
     oauth::{CallbackParams, OAuthProvider, PendingAuth},
     rfc2136::TsigAlgorithm,
 };
@@ -433,7 +434,7 @@ pub async fn connect(
             account: access.account.id,
             group: access.group,
             ip,
-            credentials: &credentials,
+            sealed: Sealed::Credentials(&credentials),
             label: &label,
             zone: &zone,
         },
@@ -446,9 +447,45 @@ pub(super) struct Kept<'a> {
     pub account: Uuid,
     pub group: Uuid,
     pub ip: std::net::IpAddr,
-    pub credentials: &'a Credentials,
+    pub sealed: Sealed<'a>,
     pub label: &'a str,
     pub zone: &'a str,
+}
+
+/// What a connection keeps, sealed.
+pub(super) enum Sealed<'a> {
+    /// A provider's credentials (a key, a token, sign-in tokens).
+    Credentials(&'a Credentials),
+    /// A Domain Connect grant's tokens.
+    DomainConnect(&'a DcTokens),
+}
+
+impl Sealed<'_> {
+    /// The connection's kind and provider id, as stored.
+    fn kind_and_provider(&self) -> (&'static str, Option<String>) {
+        match self {
+            Sealed::Credentials(
+                credentials @ (Credentials::PowerDns { .. } | Credentials::Rfc2136 { .. }),
+            ) => (kind(credentials), None),
+            Sealed::Credentials(Credentials::OAuth(tokens)) => {
+                ("oauth", Some(tokens.provider.id().to_string()))
+            }
+            Sealed::Credentials(other) => (kind(other), Some(other.provider_id().to_string())),
+            Sealed::DomainConnect(tokens) => (
+                crate::dns_apply_domain_connect::KIND,
+                Some(tokens.dns_provider_id.clone()),
+            ),
+        }
+    }
+
+    fn seal(&self, keyring: &chatmail_dns_providers::Keyring, id: Uuid) -> String {
+        let context = id.to_string();
+        match self {
+            Sealed::Credentials(credentials) => keyring.seal(credentials, &context),
+            Sealed::DomainConnect(tokens) => keyring.seal_value(tokens, &context),
+        }
+        .expect("sealing cannot fail with a valid keyring")
+    }
 }
 
 /// Keeps a checked connection, sealed, as the group's, marks the DNS step done and sends
@@ -462,31 +499,19 @@ pub(super) async fn keep_connection(
         account,
         group,
         ip,
-        credentials,
+        sealed,
         label,
         zone,
     } = kept;
-    let cloud = !matches!(
-        credentials,
-        Credentials::PowerDns { .. } | Credentials::Rfc2136 { .. }
-    );
-    let provider = match credentials {
-        Credentials::OAuth(tokens) => Some(tokens.provider.id()),
-        other => cloud.then(|| other.provider_id()),
-    };
+    let (kind, provider) = sealed.kind_and_provider();
     let saved = db::dns::save_provider_connection(
         &state.pool,
         Owner::Group(group),
-        kind(credentials),
-        provider,
+        kind,
+        provider.as_deref(),
         label,
         zone,
-        |id| {
-            state
-                .keyring
-                .seal(credentials, &id.to_string())
-                .expect("sealing cannot fail with a valid keyring")
-        },
+        |id| sealed.seal(&state.keyring, id),
     )
     .await;
     if let Err(err) = saved {
@@ -660,7 +685,7 @@ pub async fn oauth_callback(
             account: account.id,
             group,
             ip,
-            credentials: &credentials,
+            sealed: Sealed::Credentials(&credentials),
             label: &label,
             zone: &zone,
         },

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::dns::own_domain;
+use super::dns::{keep_connection, own_domain, Kept, Sealed};
 use super::groups::{access, refuse_if_disabled};
 use super::{internal, problem, FlashBuilder, FormFields};
 use crate::{
@@ -477,40 +477,18 @@ pub async fn callback(
         }
     };
     let label = format!("{name} (Domain Connect)");
-    let saved = db::dns::save_provider_connection(
-        &state.pool,
-        db::dns::Owner::Group(group),
-        "domain_connect",
-        Some(&provider_id),
-        &label,
-        &zone,
-        |id| {
-            state
-                .keyring
-                .seal_value(&tokens, &id.to_string())
-                .expect("sealing cannot fail with a valid keyring")
+    keep_connection(
+        &state,
+        &session,
+        Kept {
+            account: account.id,
+            group,
+            ip,
+            sealed: Sealed::DomainConnect(&tokens),
+            label: &label,
+            zone: &zone,
         },
     )
-    .await;
-    if let Err(err) = saved {
-        return internal(err);
-    }
-    if let Err(err) = db::relays::complete_step(&state.pool, group, 2).await {
-        return internal(err);
-    }
-    db::audit::record(
-        &state.pool,
-        Some(account.id),
-        Some(group),
-        "dns.connected",
-        &label,
-        Some(ip),
-    )
-    .await;
-    FlashBuilder::success(format!(
-        "Connected: {label}, zone {zone}. Nothing is written until you confirm the changes."
-    ))
-    .redirect(&session, &format!("/groups/{group}/setup/settings"))
     .await
 }
 

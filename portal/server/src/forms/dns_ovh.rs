@@ -12,7 +12,7 @@ use chatmail_dns_providers::{credentials::Credentials, ovh};
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::dns::{keep_connection, own_domain, verify_with, Kept};
+use super::dns::{keep_connection, own_domain, verify_with, Kept, Sealed};
 use super::{internal, FlashBuilder};
 use crate::{
     auth::{ClientIp, CurrentAccount},
@@ -160,7 +160,7 @@ pub async fn returned(
             account: account.id,
             group,
             ip,
-            credentials: &credentials,
+            sealed: Sealed::Credentials(&credentials),
             label: "OVHcloud (approved at OVHcloud)",
             zone: &zone,
         },
