@@ -3,10 +3,10 @@
 //! `run` loads the relay configuration, makes the device's own secrets on first boot (DKIM
 //! key, ACME account key, a placeholder certificate), then starts every component under
 //! [`supervisor::supervise`]: the auth service Maddy asks, Maddy itself, the web server on
-//! ports 80 and 443, the certificate manager and the metrics listener. Each restarts on
-//! failure without taking the others down; SIGTERM or SIGINT stops them all cleanly (exit
-//! status 0, which gokrazy takes as "do not restart"). `check-config` checks a
-//! configuration file the way `run` reads it.
+//! port 80 and behind the port-443 multiplexer, the certificate manager and the metrics
+//! listener. Each restarts on failure without taking the others down; SIGTERM or SIGINT
+//! stops them all cleanly (exit status 0, which gokrazy takes as "do not restart").
+//! `check-config` checks a configuration file the way `run` reads it.
 
 mod acme;
 mod auth;
@@ -27,7 +27,7 @@ mod tls;
 mod update_check;
 mod web;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -86,9 +86,17 @@ struct RunArgs {
     /// HTTP port (ACME challenges, redirects to HTTPS).
     #[arg(long, default_value_t = 80)]
     http_port: u16,
-    /// HTTPS port (pages, /new, well-known files).
+    /// HTTPS port: the multiplexer that sends ALPN `imap` to IMAPS, `smtp` to submission
+    /// and everything else to the web server.
     #[arg(long, default_value_t = 443)]
     https_port: u16,
+    /// The web server's own HTTPS port (pages, /new, well-known files), on 127.0.0.1 only,
+    /// reached through the multiplexer on --https-port.
+    #[arg(long, default_value_t = 8443)]
+    web_https_port: u16,
+    /// Seconds a client on --https-port may take to send its whole TLS ClientHello.
+    #[arg(long, default_value_t = 10, hide = true)]
+    https_preread_timeout_secs: u64,
     /// Inbound SMTP port (Maddy).
     #[arg(long, default_value_t = 25)]
     smtp_port: u16,
@@ -482,7 +490,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ));
     }
     {
-        let addr = SocketAddr::new(args.bind, args.https_port);
+        let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), args.web_https_port);
         let router = web::https_router(state.clone());
         let tls_config = tls::server_config(resolver.clone());
         tasks.spawn(supervisor::supervise(
@@ -490,6 +498,33 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             metrics.clone(),
             shutdown.clone(),
             move |token| web::serve_https(addr, router.clone(), tls_config.clone(), token),
+        ));
+    }
+    {
+        use chatmail_appliance::alpn_mux;
+        let backends = alpn_mux::Backends {
+            // Maddy's IMAPS listener; the IMAP front takes its place later.
+            imap: (args.imaps_port != 0)
+                .then(|| alpn_mux::local_address(args.bind, args.imaps_port)),
+            submission: alpn_mux::local_address(args.bind, args.submissions_port),
+            web: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), args.web_https_port),
+        };
+        let (bind, port) = (args.bind, args.https_port);
+        let preread_timeout = Duration::from_secs(args.https_preread_timeout_secs);
+        tasks.spawn(supervisor::supervise(
+            "alpn-mux",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| {
+                let backends = backends.clone();
+                async move {
+                    let listeners = alpn_mux::bind(bind, port)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("port-443 multiplexer on {port}: {e}"))?;
+                    alpn_mux::serve(listeners, backends, preread_timeout, token).await?;
+                    Ok(())
+                }
+            },
         ));
     }
 

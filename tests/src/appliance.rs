@@ -48,6 +48,8 @@ pub fn binary() -> PathBuf {
 pub struct Ports {
     pub http: u16,
     pub https: u16,
+    /// The web server's own HTTPS port, behind the multiplexer on `https`.
+    pub web_https: u16,
     pub smtp: u16,
     pub submissions: u16,
     pub submission: u16,
@@ -60,6 +62,7 @@ impl Ports {
         Ports {
             http: crate::free_port(),
             https: crate::free_port(),
+            web_https: crate::free_port(),
             smtp: crate::free_port(),
             submissions: crate::free_port(),
             submission: crate::free_port(),
@@ -199,6 +202,7 @@ impl Appliance {
             .args(["--bind", "127.0.0.1"])
             .args(["--http-port", &p.http.to_string()])
             .args(["--https-port", &p.https.to_string()])
+            .args(["--web-https-port", &p.web_https.to_string()])
             .args(["--smtp-port", &p.smtp.to_string()])
             .args(["--submissions-port", &p.submissions.to_string()])
             .args(["--submission-port", &p.submission.to_string()])

@@ -261,6 +261,21 @@ pub async fn https(
     exchange(stream, method, host, path, b"").await
 }
 
+/// An HTTPS request offering exactly the ALPN protocols `alpn` (none if empty).
+pub async fn https_with_alpn(
+    addr: SocketAddr,
+    host: &str,
+    trust: &Trust,
+    alpn: &[&[u8]],
+    method: &str,
+    path: &str,
+) -> Response {
+    let stream = connect_tls(addr, host, trust, alpn)
+        .await
+        .unwrap_or_else(|e| panic!("TLS to {addr} as {host}: {e}"));
+    exchange(stream, method, host, path, b"").await
+}
+
 /// An HTTPS request with a body.
 pub async fn https_with_body(
     addr: SocketAddr,

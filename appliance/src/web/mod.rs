@@ -1,10 +1,11 @@
-//! The relay's web server: port 80 (ACME challenges, redirects) and port 443 (pages, `/new`,
+//! The relay's web server: port 80 (ACME challenges, redirects) and HTTPS (pages, `/new`,
 //! well-known files).
 //!
 //! One axum router per port. The HTTPS listener terminates TLS with the certificate the
 //! [`crate::tls::CertResolver`] holds, so a renewed certificate is served from the next
-//! connection on. Later, the port-443 ALPN multiplexer (Appliance II) hands web
-//! connections to the same router.
+//! connection on. On a configured relay it listens on loopback only; the port-443
+//! multiplexer ([`chatmail_appliance::alpn_mux`]) passes it every connection that is not
+//! IMAP or SMTP.
 
 pub mod mxdeliv;
 pub mod new_account;
