@@ -16,10 +16,10 @@ pub mod portal;
 pub mod portal_client;
 pub mod postgres;
 pub mod process;
+pub mod test_ca;
 pub mod tls_client;
+pub mod tls_front;
 pub mod workspace;
-
-use std::net::TcpListener;
 
 /// Makes the process's HTTP clients usable: reqwest is built without a built-in TLS crypto
 /// provider (the workspace uses rustls with ring), so one is installed once per process.
@@ -28,12 +28,10 @@ pub fn tls_ready() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago and that no other call in this
+/// process has returned.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
+    chatmail_dns_world::free_port(std::net::Ipv4Addr::LOCALHOST.into())
 }
 
 /// A temporary directory that every user may enter (PostgreSQL runs as an unprivileged

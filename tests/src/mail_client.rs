@@ -165,10 +165,10 @@ impl Smtp {
 
     /// Sends one command line and reads the reply.
     pub async fn command(&mut self, line: &str) -> std::io::Result<SmtpReply> {
-        self.stream
-            .get_mut()
-            .write_all(format!("{line}\r\n").as_bytes())
-            .await?;
+        let stream = self.stream.get_mut();
+        stream.write_all(format!("{line}\r\n").as_bytes()).await?;
+        // TLS keeps written bytes in its own buffer until flushed.
+        stream.flush().await?;
         self.reply().await
     }
 
@@ -205,7 +205,14 @@ impl Smtp {
             return Ok(Outcome::Refused(Stage::Data, reply));
         }
         let data = dot_stuff(message);
-        let written = tokio::time::timeout(IO_TIMEOUT, self.stream.get_mut().write_all(&data))
+        let stream = self.stream.get_mut();
+        // Flushed too: without it, under load, the last TLS records of a large message
+        // stayed in the client's buffer and the server waited for the end forever.
+        let write = async {
+            stream.write_all(&data).await?;
+            stream.flush().await
+        };
+        let written = tokio::time::timeout(IO_TIMEOUT, write)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "writing DATA"))?;
         // A server may answer and close before it has read everything (a size limit):
@@ -329,10 +336,11 @@ impl Imap {
     ) -> std::io::Result<(String, Vec<(String, Option<Vec<u8>>)>)> {
         self.tag += 1;
         let tag = format!("t{}", self.tag);
-        self.stream
-            .get_mut()
+        let stream = self.stream.get_mut();
+        stream
             .write_all(format!("{tag} {command}\r\n").as_bytes())
             .await?;
+        stream.flush().await?;
         let mut untagged = Vec::new();
         loop {
             let line = self.line().await?;

@@ -348,6 +348,7 @@ pub async fn imap_login(addr: SocketAddr, user: &str, password: &str) -> String 
         stream.read_line(&mut line).await?; // greeting
         let command = format!("a1 LOGIN {} {}\r\n", imap_quote(user), imap_quote(password));
         stream.get_mut().write_all(command.as_bytes()).await?;
+        stream.get_mut().flush().await?;
         loop {
             line.clear();
             if stream.read_line(&mut line).await? == 0 {
@@ -395,6 +396,7 @@ pub async fn smtp_auth(addr: SocketAddr, user: &str, password: &str) -> String {
             .get_mut()
             .write_all(b"EHLO tests.invalid\r\n")
             .await?;
+        stream.get_mut().flush().await?;
         smtp_reply(&mut stream).await?;
         let token =
             base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
@@ -402,6 +404,7 @@ pub async fn smtp_auth(addr: SocketAddr, user: &str, password: &str) -> String {
             .get_mut()
             .write_all(format!("AUTH PLAIN {token}\r\n").as_bytes())
             .await?;
+        stream.get_mut().flush().await?;
         let reply = smtp_reply(&mut stream).await?;
         let _ = stream.get_mut().write_all(b"QUIT\r\n").await;
         Ok::<_, std::io::Error>(reply)

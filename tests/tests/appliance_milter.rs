@@ -576,7 +576,7 @@ async fn corpus_through_running_relays() {
     let outcome = alice
         .send(&big.mail_from, &[&format!("bob@{CHAT}")], &big.message)
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("oversize without SIZE: {e}\n{}", relays.chat.log()));
     replies.push(format!("<oversize> outgoing without SIZE: {outcome:?}"));
     if !matches!(&outcome, Outcome::Refused(_, r) if r.code / 100 == 5) {
         wrong.push(format!("oversize without SIZE: {outcome:?}"));

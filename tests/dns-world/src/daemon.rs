@@ -44,12 +44,21 @@ pub fn require_file(path: &str, package: &str) -> PathBuf {
     p
 }
 
-/// A port free for both TCP and UDP on `ip` right now.
+/// A port free for both TCP and UDP on `ip` right now, and never handed out before by this
+/// process: the kernel may give a just-closed port to the next `bind(0)`, so two servers of
+/// one test could otherwise be told the same port (seen once: Maddy's IMAPS and submission).
 pub fn free_port(ip: IpAddr) -> u16 {
-    for _ in 0..100 {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..1000 {
         let tcp = TcpListener::bind((ip, 0)).expect("bind a loopback TCP port");
         let port = tcp.local_addr().expect("local address").port();
-        if UdpSocket::bind((ip, port)).is_ok() {
+        if UdpSocket::bind((ip, port)).is_ok()
+            && HANDED_OUT
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(port)
+        {
             return port;
         }
     }

@@ -26,6 +26,7 @@
 #[allow(clippy::result_large_err, clippy::type_complexity)]
 pub mod cloud_mocks;
 mod daemon;
+pub use daemon::free_port;
 pub mod domain_connect_server;
 pub mod knot;
 #[allow(clippy::result_large_err, clippy::type_complexity)]
