@@ -106,7 +106,10 @@ pub fn local_address(bind: IpAddr, port: u16) -> SocketAddr {
 /// counterpart too. The IPv6 one is skipped with a warning where the host has no IPv6
 /// (upstream's "unless IPv6 is disabled").
 pub async fn bind(bind: IpAddr, port: u16) -> io::Result<Vec<TcpListener>> {
-    let mut listeners = vec![TcpListener::bind(SocketAddr::new(bind, port)).await?];
+    let first = TcpListener::bind(SocketAddr::new(bind, port)).await?;
+    // Port 0 (tests, benchmarks) picks one; the IPv6 listener takes the same.
+    let port = first.local_addr()?.port();
+    let mut listeners = vec![first];
     let counterpart = match bind {
         IpAddr::V4(a) if a.is_unspecified() => Some(Ipv6Addr::UNSPECIFIED),
         IpAddr::V4(a) if a.is_loopback() => Some(Ipv6Addr::LOCALHOST),

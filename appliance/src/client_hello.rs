@@ -69,12 +69,14 @@ impl fmt::Debug for ProtocolName {
     }
 }
 
-/// A host name from SNI: 1 to 253 bytes of letters, digits, `-`, `_` and `.`, lower-cased.
+/// A host name from SNI: 1 to 253 bytes of letters, digits, `-`, `_` and `.`, lower-cased,
+/// without the trailing dot of the fully qualified form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServerName(String);
 
 impl ServerName {
     fn parse(bytes: &[u8]) -> Option<ServerName> {
+        let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
         let allowed = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
         if bytes.is_empty() || bytes.len() > MAX_HOST_NAME || !bytes.iter().all(allowed) {
             return None;
@@ -258,22 +260,16 @@ fn parse_body(body: &[u8]) -> Result<ClientHello, HelloError> {
     Ok(hello)
 }
 
-/// `server_name` (RFC 6066 §3): a non-empty list holding one host name.
+/// `server_name` (RFC 6066 §3): a list whose first entry is the host name. What follows
+/// it is not read: other name types have no agreed encoding (rustls and nginx stop there
+/// too).
 fn parse_server_name(mut data: Reader<'_>) -> Result<ServerName, Field> {
     let mut list = data.vec16().map_err(|_| Field::ServerName)?;
-    let mut name = None;
-    if !data.0.is_empty() || list.0.is_empty() {
+    if !data.0.is_empty() || list.u8().map_err(|_| Field::ServerName)? != SERVER_NAME_TYPE_HOST {
         return Err(Field::ServerName);
     }
-    while !list.0.is_empty() {
-        // Other name types have no agreed encoding, so the list cannot be walked past one.
-        if list.u8().map_err(|_| Field::ServerName)? != SERVER_NAME_TYPE_HOST || name.is_some() {
-            return Err(Field::ServerName);
-        }
-        let host = list.vec16().map_err(|_| Field::ServerName)?;
-        name = Some(ServerName::parse(host.0).ok_or(Field::ServerName)?);
-    }
-    name.ok_or(Field::ServerName)
+    let host = list.vec16().map_err(|_| Field::ServerName)?;
+    ServerName::parse(host.0).ok_or(Field::ServerName)
 }
 
 /// `application_layer_protocol_negotiation` (RFC 7301 §3.1): a non-empty list of

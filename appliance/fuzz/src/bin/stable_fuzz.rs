@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chatmail_appliance_fuzz::{checks, runner};
+use chatmail_appliance_fuzz::{checks, client_hello, runner};
 
 fn main() {
     let mut seconds = 30.0;
@@ -33,11 +33,13 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let messages = runner::corpus_seeds(&root.join("../../tests/corpus/messages"));
     let milter = runner::milter_seeds(&messages);
+    let hellos = client_hello::seeds();
     let duration = Duration::from_secs_f64(seconds);
     let mut ok = true;
     for (name, check, seeds) in [
         ("mime_openpgp", checks::mime_openpgp as fn(&[u8]), &messages),
         ("milter_decoder", checks::milter_decoder, &milter),
+        ("client_hello", client_hello::client_hello, &hellos),
     ] {
         let report = runner::run(name, check, seeds, duration, seed);
         println!("{report}");
