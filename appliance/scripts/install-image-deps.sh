@@ -20,7 +20,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 log() { printf '==> install-image-deps: %s\n' "$*" >&2; }
 
-want=(qemu-system-x86 e2fsprogs gzip xz-utils zstd curl systemd-boot-efi python3-venv ca-certificates)
+# socat: the guest reaches a test service on the host through a QEMU guestfwd command.
+want=(qemu-system-x86 e2fsprogs gzip xz-utils zstd curl systemd-boot-efi python3-venv ca-certificates socat)
 missing=()
 for package in "${want[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -20,6 +20,7 @@ mod maddy;
 mod metrics;
 mod milter;
 mod paths;
+mod release;
 mod smtp;
 mod supervisor;
 mod sysload;
@@ -171,6 +172,13 @@ struct RunArgs {
     /// The gokrazy password file [default: <perm-dir>/gokr-pw.txt, then /etc/gokr-pw.txt].
     #[arg(long)]
     gokrazy_password_file: Option<PathBuf>,
+    /// The release version of the booted image (written by the image packer); without it
+    /// the binary's own version is reported.
+    #[arg(long, default_value = release::RELEASE_FILE)]
+    release_file: PathBuf,
+    /// Also trust this root certificate (PEM) for the update portal. For test CAs only.
+    #[arg(long, env = "CHATMAIL_UPDATE_EXTRA_ROOT")]
+    update_extra_root: Option<PathBuf>,
     /// Seconds from start to the first update check, before jitter (tests shorten it).
     #[arg(long, default_value_t = 600, hide = true)]
     update_check_first_secs: u64,
@@ -308,11 +316,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let domain = config.mail_domain.as_str().to_string();
-    console.say(&format!(
-        "relay {domain}: starting (appliance {})",
-        env!("CARGO_PKG_VERSION")
-    ));
-    tracing::info!(domain, version = env!("CARGO_PKG_VERSION"), "starting");
+    let running = release::running(&args.release_file);
+    console.say(&format!("relay {domain}: starting (release {running})"));
+    tracing::info!(domain, version = %running, "starting");
     paths.create_dirs()?;
 
     // First boot: the device's own secrets and a certificate to start with.
@@ -474,6 +480,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         accounts: accounts.clone(),
         challenges: challenges.clone(),
         dkim_key: Arc::new(dkim_key),
+        release: running.clone(),
         health: health.clone(),
         https_port: args.https_port,
         pages: Arc::new(web::pages::RenderedPages::new(&config)),
@@ -567,9 +574,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // Update checks (only if the config opts in), and an update waiting to be confirmed.
     {
-        let tls = federation::tls::ClientTls::new(None)
-            .map(|t| t.https_verified)
-            .ok();
+        let tls = match federation::tls::ClientTls::new(args.update_extra_root.as_deref()) {
+            Ok(t) => Some(t.https_verified),
+            Err(e) => {
+                tracing::error!("update checks are off: no TLS trust for the portal ({e})");
+                None
+            }
+        };
         let source = tls.and_then(|tls| update_check::Source::from_config(&config, tls));
         let work_dir = paths.update_dir();
         let pending = update_check::has_pending(&work_dir);
@@ -599,9 +610,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             };
             let target = chatmail_shared::update_manifest::UpdateTarget::of_this_build()
                 .unwrap_or(chatmail_shared::update_manifest::UpdateTarget::Amd64);
-            let running =
-                chatmail_shared::update_manifest::ReleaseVersion::parse(env!("CARGO_PKG_VERSION"))
-                    .map_err(|e| anyhow::anyhow!("this build's version: {e}"))?;
             tasks.spawn(supervisor::supervise(
                 "update-check",
                 metrics.clone(),

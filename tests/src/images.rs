@@ -160,6 +160,10 @@ pub fn e2fsprogs(name: &str) -> String {
     name.to_string()
 }
 
+/// The address at which a guest reaches the host services of
+/// [`Qemu::boot_with_host_services`].
+pub const HOST_SERVICES_IP: &str = "10.0.2.100";
+
 /// A virtual machine booted from a disk image: x86-64, user networking with host port
 /// forwards, the serial console in a log file.
 pub struct Qemu {
@@ -180,11 +184,28 @@ impl Qemu {
     /// Boots `image` (written to by the guest). `forwards` are (host port, guest port) on
     /// 127.0.0.1. The guest can reach nothing but these forwards (`restrict=on`).
     pub fn boot(image: &Path, forwards: &[(u16, u16)], log_dir: &Path) -> Qemu {
+        Qemu::boot_with_host_services(image, forwards, &[], log_dir)
+    }
+
+    /// As [`Qemu::boot`], and the guest may also connect to [`HOST_SERVICES_IP`] on each
+    /// (guest port, host port) of `services`, which reaches 127.0.0.1:<host port> here
+    /// (a `guestfwd` running socat per connection; nothing else outside is reachable).
+    pub fn boot_with_host_services(
+        image: &Path,
+        forwards: &[(u16, u16)],
+        services: &[(u16, u16)],
+        log_dir: &Path,
+    ) -> Qemu {
         let serial = log_dir.join("serial.log");
         let (accel, cpu) = qemu_accel();
         let mut netdev = "user,id=net0,restrict=on".to_string();
         for (host, guest) in forwards {
             netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+        }
+        for (guest, host) in services {
+            netdev.push_str(&format!(
+                ",guestfwd=tcp:{HOST_SERVICES_IP}:{guest}-cmd:socat - TCP:127.0.0.1:{host}"
+            ));
         }
         let mut command = Command::new("qemu-system-x86_64");
         command

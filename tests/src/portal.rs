@@ -262,3 +262,39 @@ fn terminate(child: &mut Child, pid_file: &Path, grace: Duration) -> ExitStatus 
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Runs one portal subcommand (e.g. `release-key`, `publish-release`) as an operator would,
+/// with only the given database and data directory (no inherited portal settings).
+/// Returns whether it succeeded and everything it printed.
+pub fn portal_cli(
+    data_dir: &Path,
+    database_url: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String) {
+    let mut command = Command::new(crate::workspace::portal_binary());
+    for name in [
+        "DATABASE_URL",
+        "PORTAL_DATA_DIR",
+        "PORTAL_IMAGES_DIR",
+        "PORTAL_RELEASES_DIR",
+        "PORTAL_RELEASE_KEY_PASSWORD",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("DATABASE_URL", database_url);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run the portal command");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}

@@ -26,7 +26,7 @@ use chatmail_shared::update_manifest::{
 use chatmail_tests::{
     appliance::{Appliance, RunningAppliance},
     images::file_sha256,
-    portal::PortalCommand,
+    portal::{portal_cli, PortalCommand},
     portal_client::{visible_text, PortalClient},
     postgres::TestPostgres,
     shared_temp_dir,
@@ -280,39 +280,6 @@ fn armed(boot: &[u8]) -> Vec<u8> {
 fn slice(path: &Path, offset: u64, len: u64) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap();
     bytes[offset as usize..(offset + len) as usize].to_vec()
-}
-
-fn portal_cli(
-    data_dir: &Path,
-    database_url: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (bool, String) {
-    let mut command = std::process::Command::new(chatmail_tests::workspace::portal_binary());
-    for name in [
-        "DATABASE_URL",
-        "PORTAL_DATA_DIR",
-        "PORTAL_IMAGES_DIR",
-        "PORTAL_RELEASES_DIR",
-    ] {
-        command.env_remove(name);
-    }
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env_remove(keys::PASSWORD_ENV);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let output = command.output().expect("run the portal command");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
 }
 
 async fn saved_config(pool: &sqlx::PgPool) -> chatmail_shared::RelayConfig {

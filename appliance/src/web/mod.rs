@@ -46,6 +46,8 @@ pub struct WebState {
     pub challenges: Challenges,
     /// The DKIM public key.
     pub dkim_key: Arc<DkimPublicKey>,
+    /// The running release (reported in the status document).
+    pub release: chatmail_shared::update_manifest::ReleaseVersion,
     /// Component health.
     pub health: Health,
     /// The port HTTPS is reachable on (for redirects).

@@ -53,7 +53,7 @@ fn build_status(state: &WebState, nonce: Option<&str>) -> RelayStatus {
     });
     RelayStatus {
         format: STATUS_FORMAT,
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version: state.release.to_string(),
         dkim: DkimStatus {
             selector: dkim::SELECTOR.to_string(),
             record_name: format!("{}._domainkey.{domain}", dkim::SELECTOR),

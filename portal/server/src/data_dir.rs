@@ -23,14 +23,35 @@ pub enum DataDirError {
     InUse { path: PathBuf },
 }
 
-/// An open, locked data directory. The lock lasts as long as this value.
+/// An open data directory, locked unless opened by [`DataDir::open_shared`]. The lock
+/// lasts as long as this value.
 pub struct DataDir {
     path: PathBuf,
-    _lock: Flock<File>,
+    _lock: Option<Flock<File>>,
 }
 
 impl DataDir {
+    /// Opens and locks `path`: the portal that runs a private PostgreSQL in it.
     pub fn open(path: &Path) -> Result<DataDir, DataDirError> {
+        let mut dir = DataDir::open_shared(path)?;
+        let lock_file = File::create(dir.path.join("portal.lock")).map_err(|source| {
+            DataDirError::NotWritable {
+                path: dir.path.clone(),
+                source,
+            }
+        })?;
+        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+            DataDirError::InUse {
+                path: dir.path.clone(),
+            }
+        })?;
+        dir._lock = Some(lock);
+        Ok(dir)
+    }
+
+    /// Opens `path` without the lock: for operator commands against an external database
+    /// (DATABASE_URL), which may run beside the portal that uses the same directory.
+    pub fn open_shared(path: &Path) -> Result<DataDir, DataDirError> {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         if path.exists() && !path.is_dir() {
             return Err(DataDirError::NotADirectory { path });
@@ -56,15 +77,7 @@ impl DataDir {
             path: path.clone(),
             source,
         })?;
-
-        let lock_file =
-            File::create(path.join("portal.lock")).map_err(|source| DataDirError::NotWritable {
-                path: path.clone(),
-                source,
-            })?;
-        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
-            .map_err(|_| DataDirError::InUse { path: path.clone() })?;
-        Ok(DataDir { path, _lock: lock })
+        Ok(DataDir { path, _lock: None })
     }
 
     pub fn path(&self) -> &Path {

@@ -34,7 +34,7 @@ pub async fn create_operator(config: &Config, email: &str) -> Result<String, Ope
     if chatmail_shared::EmailAddress::parse(&email).is_err() || email.len() > 254 {
         return Err(OperatorError::BadEmail(email));
     }
-    let database = Database::open(config).await?;
+    let database = Database::open_for_command(config).await?;
     let result = async {
         if let Some(account) = db::accounts::by_email(&database.pool, &email).await? {
             db::accounts::set_operator(&database.pool, account.id).await?;
@@ -123,7 +123,7 @@ pub async fn publish_release(
             .join(crate::updates::keys::SECRET_FILE)
     });
     let releases_dir = config.releases_dir();
-    let database = Database::open(config).await?;
+    let database = Database::open_for_command(config).await?;
     let result = async {
         let current = db::releases::current(&database.pool, channel.id(), target.id()).await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -42,6 +42,11 @@ pub enum StartupError {
     DnsProviders(String),
     #[error("the release public key {0}")]
     ReleaseKey(String),
+    #[error(
+        "a running portal owns the private database in {}; stop it for this command, or run the portal with DATABASE_URL so that commands can run beside it",
+        .0.display()
+    )]
+    PrivateDatabaseInUse(std::path::PathBuf),
 }
 
 /// The database the portal works on, and what must stay alive while it is used.
@@ -55,7 +60,25 @@ impl Database {
     /// Opens the data directory and the database (starting the private PostgreSQL when
     /// no DATABASE_URL is given), and brings the schema up to date.
     pub async fn open(config: &Config) -> Result<Database, StartupError> {
-        let data_dir = DataDir::open(&config.data_dir())?;
+        Database::open_with(config, DataDir::open(&config.data_dir())?).await
+    }
+
+    /// As [`Database::open`] for an operator command: with an external database
+    /// (DATABASE_URL) it runs beside a running portal; the private database has one owner,
+    /// so then the portal must be stopped first, which the error says.
+    pub async fn open_for_command(config: &Config) -> Result<Database, StartupError> {
+        let data_dir = if config.database_url.is_some() {
+            DataDir::open_shared(&config.data_dir())?
+        } else {
+            DataDir::open(&config.data_dir()).map_err(|err| match err {
+                DataDirError::InUse { path } => StartupError::PrivateDatabaseInUse(path),
+                other => other.into(),
+            })?
+        };
+        Database::open_with(config, data_dir).await
+    }
+
+    async fn open_with(config: &Config, data_dir: DataDir) -> Result<Database, StartupError> {
         tracing::info!(data_dir = %data_dir.path().display(), "data directory ready");
         let mut embedded = None;
         let (options, target) = match &config.database_url {

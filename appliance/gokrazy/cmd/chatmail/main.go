@@ -38,12 +38,41 @@ func waitForResolver() {
 	}
 }
 
+// extraArgsFile holds arguments for the appliance, one per line ("#" starts a comment line),
+// for setups the image cannot know about, such as a private ACME CA or update portal in a
+// test network. The portal never writes it; whoever can write /perm controls the device anyway.
+const extraArgsFile = "/perm/chatmail/extra-args"
+
+// extraArgs reads extraArgsFile; a missing file means none.
+func extraArgs() []string {
+	b, err := os.ReadFile(extraArgsFile)
+	if err != nil {
+		if !os.IsNotExist(err) {
+			fmt.Fprintf(os.Stderr, "chatmail: ignoring %s: %v\n", extraArgsFile, err)
+		}
+		return nil
+	}
+	var args []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		args = append(args, line)
+	}
+	if len(args) > 0 {
+		fmt.Fprintf(os.Stderr, "chatmail: extra arguments from %s: %q\n", extraArgsFile, args)
+	}
+	return args
+}
+
 func main() {
 	waitForResolver()
 	// --gokrazy: grow /perm and make the device's gokrazy password at first boot;
 	// --console: say what happens (and what is wrong) on the device's console too, since
 	// gokrazy keeps a service's own output only in its web interface.
 	args := append([]string{appliance, "run", "--gokrazy", "--console", "/dev/console"}, os.Args[1:]...)
+	args = append(args, extraArgs()...)
 	env := append(os.Environ(), environment...)
 	if os.Getenv("RUST_LOG") == "" {
 		env = append(env, "RUST_LOG=info")

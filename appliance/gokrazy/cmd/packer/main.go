@@ -130,7 +130,7 @@ func main() {
 		log.Fatalf("GOARCH %q: only amd64 and arm64 are supported", goarch)
 	}
 
-	root, err := rootTree(&cfg, *bindir, *kernelDir, *caBundle, *localtime, files)
+	root, err := rootTree(&cfg, *bindir, *kernelDir, *caBundle, *localtime, *version, files)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -510,7 +510,7 @@ func (n *node) addLiteral(dest string, contents string, mode os.FileMode) error 
 }
 
 // rootTree lays out the root file system.
-func rootTree(cfg *instanceConfig, bindir, kernelDir, caBundle, localtime string, files []string) (*node, error) {
+func rootTree(cfg *instanceConfig, bindir, kernelDir, caBundle, localtime, version string, files []string) (*node, error) {
 	root := newDir("")
 	for _, d := range []string{"bin", "dev", "etc", "proc", "sys", "tmp", "perm", "lib", "run", "mnt", "usr/local/bin"} {
 		root.dir(d)
@@ -544,6 +544,9 @@ func rootTree(cfg *instanceConfig, bindir, kernelDir, caBundle, localtime string
 		{"/etc/gokr-pw.txt", ""},
 		{"/etc/http-port.txt", httpPort},
 		{"/etc/https-port.txt", httpsPort},
+		// The release this root is: the appliance reports it and the update check compares
+		// it, since one appliance binary can ship in several releases.
+		{"/etc/chatmail/release", version + "\n"},
 	}
 	for _, l := range literals {
 		if err := root.addLiteral(l.path, l.contents, 0o444); err != nil {
