@@ -28,6 +28,11 @@ use crate::client_hello::{self, ClientHello, HelloError, Parsed, MAX_PREREAD};
 /// `preread_timeout`; a ClientHello is one or two TCP segments, so less is plenty).
 pub const PREREAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Each direction's copy buffer, as nginx's `proxy_buffer_size` (16k): twice tokio's
+/// default, which leaves bulk transfers behind nginx's (appliance/benches/alpn_mux.rs),
+/// while a relay's many idle IMAP connections keep costing little memory.
+const COPY_BUFFER: usize = 16 * 1024;
+
 /// How long connecting to a loopback backend may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -227,7 +232,14 @@ async fn handle(
         return;
     }
     drop(prefix);
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+    if let Err(e) = tokio::io::copy_bidirectional_with_sizes(
+        &mut client,
+        &mut backend,
+        COPY_BUFFER,
+        COPY_BUFFER,
+    )
+    .await
+    {
         tracing::debug!(%peer, ?route, "port 443 connection: {e}");
     }
 }
