@@ -2,15 +2,18 @@
 //! `smtp` to submission and everything else to the web server, over IPv4 and IPv6, with
 //! TLS passed through (the relay's own certificate answers). Hostile clients (garbage,
 //! a ClientHello that never ends, an oversized record) are dropped while other
-//! connections carry on.
+//! connections carry on. Two Delta Chat clients configured with port 443 for both IMAP
+//! and SMTP (so they offer ALPN `imap` and `smtp`) exchange messages through it.
 //!
-//! Needs Maddy: `appliance/scripts/install-test-deps.sh` builds it.
+//! Needs Maddy and the Delta Chat RPC server/client: `appliance/scripts/install-test-deps.sh`
+//! installs them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chatmail_tests::appliance::{Appliance, RunningAppliance};
+use chatmail_tests::deltachat;
 use chatmail_tests::tls_client::{self, Trust};
 use rustls::pki_types::{pem::PemObject, CertificateDer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -88,6 +91,33 @@ async fn port_443_routes_by_alpn_and_drops_hostile_clients() {
     }
 
     hostile_clients_are_dropped(&app).await;
+    app.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_chat_clients_exchange_messages_through_port_443() {
+    deltachat::venv();
+    let mut setup = Appliance::new(DOMAIN);
+    let app = setup.start().await;
+    let mut accounts = Vec::new();
+    for _ in 0..2 {
+        let (email, password) = app.new_account_ok().await;
+        accounts.push(serde_json::json!({ "addr": email, "password": password }));
+    }
+    let work = tempfile::tempdir().unwrap();
+    // Not 993/465, so the core offers ALPN imap and smtp on implicit TLS.
+    let spec = serde_json::json!({
+        "accounts_dir": work.path().join("accounts"),
+        "imap": { "host": "127.0.0.1", "port": app.ports.https },
+        "smtp": { "host": "127.0.0.1", "port": app.ports.https },
+        "accounts": accounts,
+    });
+    let result = deltachat::run_driver("exchange.py", spec, Duration::from_secs(300)).await;
+    let received = result["received"].as_array().expect("received list");
+    assert_eq!(received.len(), 2, "{result}\n{}", app.log());
+    for message in received {
+        assert_eq!(message["encrypted"], true, "{result}");
+    }
     app.stop();
 }
 
