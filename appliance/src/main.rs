@@ -20,6 +20,7 @@ mod maddy;
 mod metrics;
 mod milter;
 mod paths;
+mod push;
 mod release;
 mod smtp;
 mod supervisor;
@@ -61,6 +62,9 @@ enum Command {
     },
     /// Runs every daemon of the relay until SIGTERM or SIGINT.
     Run(Box<RunArgs>),
+    /// Device tokens for push notifications, while the relay is stopped.
+    #[command(hide = true, subcommand)]
+    PushToken(push::cli::PushTokenCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -153,6 +157,10 @@ struct RunArgs {
     /// Neither accept `/mxdeliv` nor deliver over HTTPS (SMTP only).
     #[arg(long)]
     no_https_federation: bool,
+    /// Where push notifications go: each device token is POSTed here (https://, or
+    /// http:// to a loopback address).
+    #[arg(long, env = "CHATMAIL_PUSH_URL", default_value = push::post::DEFAULT_URL)]
+    push_url: String,
     /// Also print start-up problems and first-boot events on this console device (the
     /// gokrazy launcher passes /dev/console).
     #[arg(long, env = "CHATMAIL_CONSOLE")]
@@ -210,6 +218,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::CheckConfig { path } => check_config(&path),
+        Command::PushToken(command) => push::cli::run(command),
         Command::Run(args) => {
             init_logging();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -419,7 +428,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // Chatmail's mail rules (Appliance III): the milters, the local-delivery hop with the
     // push hook, and the transport to other relays.
-    let mail = mail_components(&args, &config, &paths, &metrics)?;
+    let push_store = {
+        let path = paths.push_db();
+        let clock = Arc::new(push::SystemClock);
+        tokio::task::spawn_blocking(move || push::open(&path, clock)).await??
+    };
+    let mail = mail_components(&args, &config, &paths, &metrics, push_store)?;
     for (name, socket, direction) in [
         (
             "milter-out",
@@ -459,6 +473,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             metrics.clone(),
             shutdown.clone(),
             move |token| delivery::local::serve(socket.clone(), max, local.clone(), token),
+        ));
+    }
+    {
+        let notifier = mail.push.clone();
+        tasks.spawn(supervisor::supervise(
+            "push",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| {
+                let notifier = notifier.clone();
+                async move { notifier.run(token).await }
+            },
         ));
     }
     {
@@ -666,6 +692,7 @@ struct MailComponents {
     local: delivery::local::LocalDelivery,
     transport: federation::Transport,
     inbound: Arc<web::mxdeliv::Inbound>,
+    push: push::notifier::Notifier<push::post::HttpsPoster>,
 }
 
 fn mail_components(
@@ -673,6 +700,7 @@ fn mail_components(
     config: &RelayConfig,
     paths: &Paths,
     metrics: &metrics::Metrics,
+    (push_tokens, push_queue): (push::tokens::TokenStore, push::queue::PendingQueue),
 ) -> anyhow::Result<MailComponents> {
     use chatmail_appliance::mail_rules::{self, dkim};
     let domain = config.mail_domain.as_str().to_string();
@@ -682,8 +710,19 @@ fn mail_components(
         None => dkim::Dns::System,
     };
     let dkim = Arc::new(dkim::DkimVerifier::new(dns)?);
-    // The push notifier (Appliance II) replaces `NoPush` here.
-    let hook: Arc<dyn delivery::hook::DeliveryHook> = Arc::new(delivery::hook::NoPush);
+    let push_url = chatmail_shared::web_url::HttpsUrl::parse(&args.push_url)
+        .map_err(|e| anyhow::anyhow!("--push-url: {e}"))?;
+    let (push, push_hook) = push::notifier::Notifier::new(
+        push_tokens,
+        push_queue,
+        push::post::HttpsPoster::new(
+            push_url,
+            federation::tls::ClientTls::new(None)?.https_verified,
+        ),
+        Arc::new(push::SystemClock),
+        metrics.clone(),
+    );
+    let hook: Arc<dyn delivery::hook::DeliveryHook> = Arc::new(push_hook);
     let local =
         delivery::local::LocalDelivery::new(paths.store_socket(), &domain, hook, metrics.clone());
     let transport = federation::Transport::new(
@@ -712,6 +751,7 @@ fn mail_components(
         local,
         transport,
         inbound,
+        push,
     })
 }
 

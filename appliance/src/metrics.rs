@@ -60,6 +60,16 @@ pub struct Metrics {
     pub mail_rules: Family<MailRuleLabel, Counter>,
     /// Deliveries by way (local, https, smtp) and result (Appliance III).
     pub deliveries: Family<DeliveryLabel, Counter>,
+    /// Push notifications by outcome (Appliance II).
+    pub push_notifications: Family<PushLabel, Counter>,
+}
+
+/// Labels of the push notification counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushLabel {
+    /// `sent` (200), `gone` (410, token removed), `retried` (a retry scheduled after a
+    /// failure) or `dropped` (past the deadline, or not queued).
+    pub result: &'static str,
 }
 
 /// Labels of the mail-rule counter.
@@ -101,6 +111,7 @@ impl Metrics {
         let component_restarts = Family::<ComponentLabel, Counter>::default();
         let mail_rules = Family::<MailRuleLabel, Counter>::default();
         let deliveries = Family::<DeliveryLabel, Counter>::default();
+        let push_notifications = Family::<PushLabel, Counter>::default();
         registry.register(
             "mail_rules",
             "Verdicts of the mail rules by direction",
@@ -111,6 +122,14 @@ impl Metrics {
             "Message deliveries by way and result",
             deliveries.clone(),
         );
+        registry.register(
+            "push_notifications",
+            "Push notifications by outcome",
+            push_notifications.clone(),
+        );
+        for result in ["sent", "gone", "retried", "dropped"] {
+            let _ = push_notifications.get_or_create(&PushLabel { result });
+        }
         registry.register("accounts", "Accounts in the store", accounts.clone());
         registry.register("logins", "Logins by result", logins.clone());
         registry.register("account_creations", "Accounts created", creations.clone());
@@ -158,7 +177,15 @@ impl Metrics {
             component_restarts,
             mail_rules,
             deliveries,
+            push_notifications,
         }
+    }
+
+    /// Counts a push notification outcome ([`PushLabel`]).
+    pub fn count_push(&self, result: &'static str) {
+        self.push_notifications
+            .get_or_create(&PushLabel { result })
+            .inc();
     }
 
     /// Counts a verdict of the mail rules.

@@ -45,6 +45,11 @@ impl Paths {
         self.state_dir().join("accounts.redb")
     }
 
+    /// The push database: device tokens and pending notifications.
+    pub fn push_db(&self) -> PathBuf {
+        self.state_dir().join("push.redb")
+    }
+
     /// The operator's "no new accounts" switch: account creation is refused while this file
     /// exists (upstream's `/etc/chatmail-nocreate`, research/chatmail.md §1.2).
     pub fn nocreate_file(&self) -> PathBuf {

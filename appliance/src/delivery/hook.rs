@@ -3,9 +3,9 @@
 //!
 //! Upstream triggers a push notification from Dovecot's LMTP delivery, only when the
 //! recipient is not the sender (its own sent copy) (research/chatmail.md §1.4, "New-mail
-//! trigger"). Appliance II's notifier implements [`DeliveryHook`], applies that rule with
-//! the two addresses it gets, and queues its work: the call happens inside the delivery,
-//! so it must return at once (no I/O, no waiting). Until then [`NoPush`] does nothing.
+//! trigger"). The push notifier (`crate::push::notifier::PushHook`) implements
+//! [`DeliveryHook`], applies that rule with the two addresses it gets, and queues its work:
+//! the call happens inside the delivery, so it must return at once (no I/O, no waiting).
 
 /// A message stored in a local mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,12 +21,4 @@ pub struct Delivered<'a> {
 pub trait DeliveryHook: Send + Sync + 'static {
     /// Must not block.
     fn delivered(&self, delivery: &Delivered<'_>);
-}
-
-/// The default: nothing is notified (no push notifier yet).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoPush;
-
-impl DeliveryHook for NoPush {
-    fn delivered(&self, _delivery: &Delivered<'_>) {}
 }
