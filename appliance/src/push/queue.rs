@@ -201,9 +201,22 @@ mod tests {
         drop(q);
         let q = queue(dir.path());
         assert_eq!(q.load().unwrap(), vec![items[1].clone()]);
-        // Ids keep growing, so a new item never takes an old one's row.
+        // New ids come after every pending one, so a new item never takes a pending row.
         let more = q.create("a@x.org", 200, &tokens[..1]).unwrap();
         assert!(more[0].id > items[1].id);
+    }
+
+    #[test]
+    fn the_queue_has_a_ceiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(dir.path());
+        q.create("a@x.org", 100, &["t".to_string()]).unwrap();
+        let flood = vec!["t".to_string(); MAX_PENDING as usize];
+        assert!(matches!(
+            q.create("a@x.org", 100, &flood),
+            Err(QueueError::Full)
+        ));
+        assert_eq!(q.len().unwrap(), 1);
     }
 
     #[test]
