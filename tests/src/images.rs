@@ -269,3 +269,29 @@ impl Qemu {
         }
     }
 }
+
+/// Writes `files` (path inside /perm, contents) into the ext4 file system at byte
+/// `perm_offset` of `image`, with debugfs from e2fsprogs, as someone with the flashed card
+/// in a reader would add them. Parent directories must exist.
+pub fn add_to_perm(image: &Path, perm_offset: u64, files: &[(&str, &[u8])], scratch: &Path) {
+    let target = format!("{}?offset={perm_offset}", image.display());
+    for (i, (dest, contents)) in files.iter().enumerate() {
+        let source = scratch.join(format!("perm-file-{i}"));
+        std::fs::write(&source, contents).expect("write a file for /perm");
+        run(
+            &e2fsprogs("debugfs"),
+            &[
+                "-w",
+                "-R",
+                &format!("write {} {dest}", source.display()),
+                &target,
+            ],
+        );
+        // debugfs reports failures on stderr only: read the file back.
+        let back = run(
+            &e2fsprogs("debugfs"),
+            &["-R", &format!("cat {dest}"), &target],
+        );
+        assert_eq!(back.as_bytes(), *contents, "{dest} in /perm");
+    }
+}

@@ -131,6 +131,16 @@ impl Pebble {
         format!("https://127.0.0.1:{}/dir", self.acme_port)
     }
 
+    /// The ACME port on 127.0.0.1 (for forwarding it into a guest).
+    pub fn acme_port(&self) -> u16 {
+        self.acme_port
+    }
+
+    /// The root that Pebble's own HTTPS certificate chains to, as PEM.
+    pub fn tls_root_pem(&self) -> &str {
+        &self.tls_root_pem
+    }
+
     /// The root that Pebble's own HTTPS certificate chains to (for ACME clients).
     pub fn tls_root_path(&self) -> &Path {
         &self.tls_root_path
@@ -161,11 +171,11 @@ impl Pebble {
     }
 }
 
-/// A throwaway CA and a certificate for 127.0.0.1 and localhost signed by it, as PEM:
-/// (root, certificate, key).
+/// A throwaway CA and a certificate signed by it, as PEM: (root, certificate, key). The
+/// names cover loopback and the address at which a QEMU guest reaches host services.
 fn pebble_tls_certificates() -> (String, String, String) {
     crate::test_ca::certificate_for(
         "chatmail tests: Pebble TLS root",
-        &["127.0.0.1", "localhost"],
+        &["127.0.0.1", "localhost", crate::images::HOST_SERVICES_IP],
     )
 }

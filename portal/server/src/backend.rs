@@ -380,6 +380,13 @@ impl PortalBackend {
                 let domain = domain.ok_or(AppError::NotFound)?;
                 let mut form = settings_form(&relay_config::load_or_new(relay, domain));
                 form.updates_offered = self.state.settings.update_source.is_some();
+                // Most groups are run by whoever sets them up: offer their own address (shown
+                // in the field, so it is a choice, not a surprise on the privacy page).
+                if form.contact_mail.is_empty() {
+                    if let Some(viewer) = request.extensions.get::<CurrentAccount>() {
+                        form.contact_mail = viewer.email.clone();
+                    }
+                }
                 StepData::Settings(form)
             }
             SetupStep::Hardware => {

@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "PORTAL_BLOCKLIST_RESOLVER")]
     pub blocklist_resolver: Option<std::net::SocketAddr>,
 
+    /// The ACME directory every relay's image names instead of Let's Encrypt's (e.g. its
+    /// staging directory, or a test CA); relays then ask it for their certificates.
+    #[arg(long, env = "PORTAL_RELAY_ACME_DIRECTORY", value_parser = parse_https_url)]
+    pub relay_acme_directory: Option<chatmail_shared::web_url::HttpsUrl>,
+
     /// Extra trust anchors (PEM file) for probing relays' HTTPS, besides the system's (a test
     /// CA such as Pebble's; never needed on the Internet).
     #[arg(long, env = "PORTAL_PROBE_CA_FILE")]
@@ -242,6 +247,10 @@ fn parse_port_map(text: &str) -> Result<PortMap, String> {
         }
     }
     Ok(PortMap(map))
+}
+
+fn parse_https_url(text: &str) -> Result<chatmail_shared::web_url::HttpsUrl, String> {
+    chatmail_shared::web_url::HttpsUrl::parse(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

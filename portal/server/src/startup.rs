@@ -207,6 +207,7 @@ async fn serve(
             probes,
             releases_dir: config.releases_dir(),
             update_source: update_source(config)?,
+            relay_acme_directory: config.relay_acme_directory.clone(),
         }),
     };
     let rechecks = tokio::spawn(crate::go_live::run_rechecks(

@@ -44,8 +44,19 @@ fn parse_file(file: &str) -> Option<(Target, Format)> {
 
 /// The configuration that goes into the image, as TOML: the saved one exactly, or (before
 /// the settings step was saved) the defaults for the relay's name. A saved configuration
-/// that cannot be read is refused rather than replaced by defaults.
-pub fn image_config(relay: &RelayRow) -> Result<String, String> {
+/// that cannot be read is refused rather than replaced by defaults. The portal's operator
+/// may name another ACME directory for every relay (`--relay-acme-directory`).
+pub fn image_config(state: &AppState, relay: &RelayRow) -> Result<String, String> {
+    let mut config = saved_or_default_config(relay)?;
+    if let Some(directory) = &state.settings.relay_acme_directory {
+        config.acme.directory_url = directory.clone();
+    }
+    config
+        .to_toml()
+        .map_err(|err| format!("The relay's configuration is not valid ({err})."))
+}
+
+fn saved_or_default_config(relay: &RelayRow) -> Result<RelayConfig, String> {
     let domain = relay
         .mail_domain
         .as_deref()
@@ -69,9 +80,7 @@ pub fn image_config(relay: &RelayRow) -> Result<String, String> {
         }
         None => relay_config::load_or_new(relay, domain),
     };
-    config
-        .to_toml()
-        .map_err(|err| format!("The relay's configuration is not valid ({err})."))
+    Ok(config)
 }
 
 /// The file name people see: `chatmail-<domain>-<target>.<suffix>`.
@@ -202,7 +211,7 @@ async fn serve_image(
             "This portal has no image for that device.",
         );
     }
-    let config = match image_config(relay) {
+    let config = match image_config(state, relay) {
         Ok(config) => config,
         Err(message) => return problem(StatusCode::CONFLICT, &message),
     };
@@ -309,7 +318,7 @@ pub async fn imager_list(State(state): State<AppState>, Path(token): Path<String
         Ok(found) => found,
         Err(response) => return response,
     };
-    let config = match image_config(&relay) {
+    let config = match image_config(&state, &relay) {
         Ok(config) => config,
         Err(message) => return problem(StatusCode::CONFLICT, &message),
     };
@@ -422,7 +431,7 @@ pub async fn step_data(state: &AppState, relay: &RelayRow) -> DownloadStep {
         );
         return step;
     }
-    let config = match image_config(relay) {
+    let config = match image_config(state, relay) {
         Ok(config) => config,
         Err(message) => {
             step.problem = Some(message);
