@@ -35,6 +35,10 @@ pub const PHASES: [(&str, &str); 5] = [
 /// A stored probe report is re-used for this long on page views.
 pub const FRESH_FOR: Duration = Duration::from_secs(60);
 
+/// As [`FRESH_FOR`] while the relay is not ready yet: someone is probably watching the
+/// status page for the moment the device comes up, and a probe costs the device little.
+pub const FRESH_WHILE_WAITING: Duration = Duration::from_secs(15);
+
 /// What one check found.
 pub struct Checked {
     pub dns: Option<CheckReport>,
@@ -268,15 +272,20 @@ pub async fn device_view(
     dns: Option<&CheckReport>,
 ) -> Result<chatmail_portal_app::api::DeviceView, sqlx::Error> {
     let latest = db::probes::latest(&state.pool, relay.group_id).await?;
-    let stale = latest.as_ref().is_none_or(|(_, age)| *age > FRESH_FOR);
+    let reached_now = latest
+        .as_ref()
+        .map(|(probe, _)| phases_reached(dns, probe))
+        .unwrap_or_default();
+    let fresh_for = if reached_now.contains(&"ready") {
+        FRESH_FOR
+    } else {
+        FRESH_WHILE_WAITING
+    };
+    let stale = latest.as_ref().is_none_or(|(_, age)| *age > fresh_for);
     if stale && relay.mail_domain.is_some() {
         check_in_background(state, relay);
     }
     let probe = latest.map(|(report, _)| report);
-    let reached_now = probe
-        .as_ref()
-        .map(|probe| phases_reached(dns, probe))
-        .unwrap_or_default();
     let first_reached = db::probes::phases(&state.pool, relay.group_id).await?;
     let phases = PHASES
         .iter()

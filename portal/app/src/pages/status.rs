@@ -1,7 +1,7 @@
 //! The relay's status: every DNS check with a state icon and colour, grouped by who has
 //! to act, a re-check button, "ignore this warning", and the join QR code once ready.
-//! While anything is still on its way the page refreshes itself (every 30 s with
-//! JavaScript, every 60 s without).
+//! While anything is still on its way the page refreshes itself (with JavaScript every
+//! 10 s until the device is ready, then every 30 s; every 60 s without).
 
 use chatmail_shared::dns_report::{CheckReport, Finding, RecordStatus, Severity, WhoActs};
 use leptos::prelude::*;
@@ -106,9 +106,11 @@ pub fn StatusView(
     if refreshing {
         if let Some(Refresh(resource)) = use_context::<Refresh>() {
             Effect::new(move |_| {
+                // Faster while the device is awaited, so "ready" shows within seconds.
+                let every = if device.ready { 30 } else { 10 };
                 let handle = set_interval_with_handle(
                     move || resource.refetch(),
-                    std::time::Duration::from_secs(30),
+                    std::time::Duration::from_secs(every),
                 );
                 on_cleanup(move || {
                     if let Ok(handle) = handle {
