@@ -8,3 +8,5 @@ pub mod client_hello;
 pub mod mail_rules;
 #[path = "milter/protocol.rs"]
 pub mod milter_protocol;
+#[path = "expiry/rules.rs"]
+pub mod expiry_rules;

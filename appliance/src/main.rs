@@ -12,6 +12,7 @@ mod acme;
 mod auth;
 mod delivery;
 mod dkim;
+mod expiry;
 mod federation;
 mod first_boot;
 mod grow_perm;
@@ -62,6 +63,10 @@ enum Command {
     },
     /// Runs every daemon of the relay until SIGTERM or SIGINT.
     Run(Box<RunArgs>),
+    /// Removes old and large messages, trims full mailboxes and removes inactive accounts
+    /// once, printing what goes and why (the relay does it daily itself). Run it while
+    /// the relay is stopped.
+    Expire(expiry::cli::ExpireArgs),
     /// Device tokens for push notifications, while the relay is stopped.
     #[command(hide = true, subcommand)]
     PushToken(push::cli::PushTokenCommand),
@@ -219,6 +224,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { path } => check_config(&path),
         Command::PushToken(command) => push::cli::run(command),
+        Command::Expire(args) => expiry::cli::run(args),
         Command::Run(args) => {
             init_logging();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -433,6 +439,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let clock = Arc::new(push::SystemClock);
         tokio::task::spawn_blocking(move || push::open(&path, clock)).await??
     };
+    let push_tokens = push_store.0.clone();
     let mail = mail_components(&args, &config, &paths, &metrics, push_store)?;
     for (name, socket, direction) in [
         (
@@ -656,6 +663,34 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         } else {
             tracing::info!("update checks are off (the relay's config does not opt in)");
         }
+    }
+
+    // Expiry, daily: through Maddy's CLI with the config the Maddy supervisor writes.
+    {
+        let expiry = Arc::new(expiry::Expiry {
+            maddy: expiry::maddy_cli::MaddyCli {
+                binary: args.maddy.clone(),
+                config: paths.maddy_config(),
+                state_dir: paths.maddy_state_dir(),
+            },
+            accounts: accounts.store().clone(),
+            push_tokens,
+            policy: expiry::rules::Policy::from_limits(&config.limits),
+            metrics: metrics.clone(),
+        });
+        tasks.spawn(supervisor::supervise(
+            "expiry",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| {
+                expiry::run_daily(
+                    expiry.clone(),
+                    Arc::new(push::SystemClock),
+                    expiry::Schedule::default(),
+                    token,
+                )
+            },
+        ));
     }
 
     // Metrics.

@@ -62,6 +62,21 @@ pub struct Metrics {
     pub deliveries: Family<DeliveryLabel, Counter>,
     /// Push notifications by outcome (Appliance II).
     pub push_notifications: Family<PushLabel, Counter>,
+    /// Messages removed by the expiry, by rule (Appliance II).
+    pub expiry_messages: Family<ExpiryLabel, Counter>,
+    /// Inactive accounts removed by the expiry.
+    pub expiry_accounts: Counter,
+    /// Bytes of messages the expiry removed (removed accounts' mail not included).
+    pub expiry_bytes: Counter,
+    /// Unix time the last expiry run finished.
+    pub expiry_last_run: Gauge<i64, AtomicI64>,
+}
+
+/// Labels of the expiry's message counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExpiryLabel {
+    /// `old`, `large` or `quota` (expiry/rules.rs).
+    pub rule: &'static str,
 }
 
 /// Labels of the push notification counter.
@@ -112,6 +127,34 @@ impl Metrics {
         let mail_rules = Family::<MailRuleLabel, Counter>::default();
         let deliveries = Family::<DeliveryLabel, Counter>::default();
         let push_notifications = Family::<PushLabel, Counter>::default();
+        let expiry_messages = Family::<ExpiryLabel, Counter>::default();
+        let expiry_accounts = Counter::default();
+        let expiry_bytes = Counter::default();
+        let expiry_last_run = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "expiry_messages_removed",
+            "Messages removed by the expiry by rule",
+            expiry_messages.clone(),
+        );
+        for rule in ["old", "large", "quota"] {
+            let _ = expiry_messages.get_or_create(&ExpiryLabel { rule });
+        }
+        registry.register(
+            "expiry_accounts_removed",
+            "Inactive accounts removed by the expiry",
+            expiry_accounts.clone(),
+        );
+        registry.register_with_unit(
+            "expiry_freed",
+            "Bytes of messages removed by the expiry",
+            prometheus_client::registry::Unit::Bytes,
+            expiry_bytes.clone(),
+        );
+        registry.register(
+            "expiry_last_run_timestamp_seconds",
+            "Unix time the last expiry run finished",
+            expiry_last_run.clone(),
+        );
         registry.register(
             "mail_rules",
             "Verdicts of the mail rules by direction",
@@ -178,6 +221,10 @@ impl Metrics {
             mail_rules,
             deliveries,
             push_notifications,
+            expiry_messages,
+            expiry_accounts,
+            expiry_bytes,
+            expiry_last_run,
         }
     }
 

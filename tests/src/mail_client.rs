@@ -310,6 +310,42 @@ pub async fn imap_inbox(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "IMAP"))?
 }
 
+/// Logs `user` in over IMAPS (certificate not checked) and sends `commands` in turn;
+/// returns each command's tagged reply. Fails if the login fails.
+pub async fn imap_session(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    commands: &[&str],
+) -> std::io::Result<Vec<String>> {
+    let io = async {
+        let stream = connect_tls(addr, "localhost", &Trust::Anything, &[]).await?;
+        let mut imap = Imap {
+            stream: BufReader::new(stream),
+            tag: 0,
+        };
+        imap.line().await?; // greeting
+        let login = format!(
+            "LOGIN {} {}",
+            crate::tls_client::imap_quote(user),
+            crate::tls_client::imap_quote(password)
+        );
+        let (ok, _) = imap.command(&login).await?;
+        if !ok.contains(" OK") {
+            return Err(std::io::Error::other(format!("IMAP LOGIN {user}: {ok}")));
+        }
+        let mut replies = Vec::new();
+        for command in commands {
+            replies.push(imap.command(command).await?.0);
+        }
+        let _ = imap.command("LOGOUT").await;
+        Ok(replies)
+    };
+    tokio::time::timeout(IO_TIMEOUT, io)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "IMAP"))?
+}
+
 struct Imap {
     stream: BufReader<tokio_rustls::client::TlsStream<TcpStream>>,
     tag: u32,

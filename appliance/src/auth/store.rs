@@ -36,6 +36,14 @@ pub struct AccountRecord {
     pub last_login_day: u64,
 }
 
+impl AccountRecord {
+    /// Start of the (UTC) day of the last login, or of the creation for an account that
+    /// never logged in (one made by `POST /new`): the day the expiry counts inactivity from.
+    pub fn last_activity_day(&self) -> u64 {
+        self.last_login_day.max(self.created / 86_400 * 86_400)
+    }
+}
+
 /// Result of [`AccountStore::create`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
@@ -191,6 +199,48 @@ impl AccountStore {
         Ok(changed)
     }
 
+    /// Every account with its record, in address order.
+    pub fn all(&self) -> Result<Vec<(String, AccountRecord)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(ACCOUNTS).map_err(|e| self.err(e))?;
+        let mut all = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (key, value) = entry.map_err(|e| self.err(e))?;
+            let address = key.value().to_string();
+            let record = decode(&address, value.value())?;
+            all.push((address, record));
+        }
+        Ok(all)
+    }
+
+    /// Removes `address` if its last activity is still before `cutoff` (checked and
+    /// removed in one transaction, so a login that just happened keeps the account).
+    /// Returns whether it was removed.
+    pub fn remove_if_inactive(&self, address: &str, cutoff: u64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let removed = {
+            let mut table = txn.open_table(ACCOUNTS).map_err(|e| self.err(e))?;
+            let record = table
+                .get(address)
+                .map_err(|e| self.err(e))?
+                .map(|v| decode(address, v.value()))
+                .transpose()?;
+            match record {
+                Some(record) if record.last_activity_day() < cutoff => {
+                    table.remove(address).map_err(|e| self.err(e))?;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if removed {
+            txn.commit().map_err(|e| self.err(e))?;
+        } else {
+            txn.abort().map_err(|e| self.err(e))?;
+        }
+        Ok(removed)
+    }
+
     /// Number of accounts.
     pub fn count(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
@@ -247,6 +297,25 @@ mod tests {
         let store = AccountStore::open(&dir.path().join("a.redb")).unwrap();
         assert_eq!(store.get("a@x.org").unwrap().unwrap().hash, "h1");
         assert_eq!(store.get("b@x.org").unwrap(), None);
+    }
+
+    #[test]
+    fn lists_and_removes_inactive_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AccountStore::open(&dir.path().join("a.redb")).unwrap();
+        store.create("b@x.org", &record("h")).unwrap();
+        store.create("a@x.org", &record("h")).unwrap();
+        store.record_login("a@x.org", 10 * 86400).unwrap();
+        let all = store.all().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].0, "a@x.org");
+        assert_eq!(all[0].1.last_activity_day(), 10 * 86400);
+        // Created at second 1 and never logged in: active from day 0.
+        assert_eq!(all[1].1.last_activity_day(), 0);
+        assert!(!store.remove_if_inactive("a@x.org", 10 * 86400).unwrap());
+        assert!(store.remove_if_inactive("a@x.org", 11 * 86400).unwrap());
+        assert!(!store.remove_if_inactive("a@x.org", 11 * 86400).unwrap());
+        assert_eq!(store.count().unwrap(), 1);
     }
 
     #[test]
