@@ -5,8 +5,10 @@
 
 pub mod alpn_mux;
 pub mod client_hello;
+#[path = "expiry/rules.rs"]
+pub mod expiry_rules;
+#[path = "imap_front/parser.rs"]
+pub mod imap_parser;
 pub mod mail_rules;
 #[path = "milter/protocol.rs"]
 pub mod milter_protocol;
-#[path = "expiry/rules.rs"]
-pub mod expiry_rules;

@@ -17,6 +17,7 @@ mod federation;
 mod first_boot;
 mod grow_perm;
 mod health;
+mod imap_front;
 mod maddy;
 mod metrics;
 mod milter;
@@ -119,9 +120,23 @@ struct RunArgs {
     /// IMAP port with implicit TLS (Maddy); 0 turns it off.
     #[arg(long, default_value_t = 993)]
     imaps_port: u16,
-    /// A plaintext IMAP listener of Maddy on 127.0.0.1, for a front that terminates TLS.
+    /// A plaintext IMAP listener of Maddy on 127.0.0.1, for a front that terminates TLS
+    /// (with --imap-front: the one it proxies to) [default with --imap-front: 10143].
     #[arg(long)]
     imap_loopback_port: Option<u16>,
+    /// Serve IMAP through our front (993 with TLS, 143 with STARTTLS, and METADATA,
+    /// QUOTA, ID, COMPRESS) proxying to Maddy on loopback; otherwise Maddy serves 993.
+    #[arg(
+        long,
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    imap_front: bool,
+    /// IMAP port with STARTTLS, served by the IMAP front only; 0 turns it off.
+    #[arg(long, default_value_t = 143)]
+    imap_port: u16,
     /// Where the OpenMetrics endpoint (/metrics) listens.
     #[arg(
         long,
@@ -403,8 +418,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             smtp: args.smtp_port,
             submissions: args.submissions_port,
             submission: args.submission_port,
-            imaps: (args.imaps_port != 0).then_some(args.imaps_port),
-            imap_loopback: args.imap_loopback_port,
+            // With the front, Maddy's IMAP is plaintext on loopback only.
+            imaps: (args.imaps_port != 0 && !args.imap_front).then_some(args.imaps_port),
+            imap_loopback: imap_upstream_port(&args),
             openmetrics: args.maddy_metrics_listen,
         };
         let config_text = maddy::config::render(&config, &paths, &listeners);
@@ -440,6 +456,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || push::open(&path, clock)).await??
     };
     let push_tokens = push_store.0.clone();
+    if args.imap_front {
+        let front = imap_front_shared(&args, &config, &resolver, &accounts, &push_store.0);
+        let implicit = (args.imaps_port != 0).then(|| SocketAddr::new(args.bind, args.imaps_port));
+        let starttls = (args.imap_port != 0).then(|| SocketAddr::new(args.bind, args.imap_port));
+        tasks.spawn(supervisor::supervise(
+            "imap-front",
+            metrics.clone(),
+            shutdown.clone(),
+            move |token| imap_front::serve(front.clone(), implicit, starttls, token),
+        ));
+    }
     let mail = mail_components(&args, &config, &paths, &metrics, push_store)?;
     for (name, socket, direction) in [
         (
@@ -543,7 +570,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     {
         use chatmail_appliance::alpn_mux;
         let backends = alpn_mux::Backends {
-            // Maddy's IMAPS listener; the IMAP front takes its place later.
+            // IMAPS: the IMAP front's with --imap-front, else Maddy's.
             imap: (args.imaps_port != 0)
                 .then(|| alpn_mux::local_address(args.bind, args.imaps_port)),
             submission: alpn_mux::local_address(args.bind, args.submissions_port),
@@ -717,6 +744,51 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The loopback port of Maddy's plaintext IMAP listener, if it has one.
+fn imap_upstream_port(args: &RunArgs) -> Option<u16> {
+    match (args.imap_front, args.imap_loopback_port) {
+        (_, Some(port)) => Some(port),
+        (true, None) => Some(10143),
+        (false, None) => None,
+    }
+}
+
+/// What every IMAP front session shares.
+fn imap_front_shared(
+    args: &RunArgs,
+    config: &RelayConfig,
+    resolver: &Arc<tls::CertResolver>,
+    accounts: &auth::Accounts,
+    tokens: &push::tokens::TokenStore,
+) -> Arc<imap_front::Front> {
+    let upstream = SocketAddr::new(
+        Ipv4Addr::LOCALHOST.into(),
+        imap_upstream_port(args).unwrap_or(10143),
+    );
+    let store = accounts.store().clone();
+    let on_login: Arc<dyn Fn(String) + Send + Sync> = Arc::new(move |address: String| {
+        let day = auth::unix_now() / 86_400 * 86_400;
+        if let Err(e) = store.record_login(&address, day) {
+            tracing::warn!("recording last login: {e}");
+        }
+    });
+    Arc::new(imap_front::Front::new(
+        upstream,
+        imap_front::tls_config(resolver.clone()),
+        tokens.clone(),
+        imap_front::metadata::ServerEntries {
+            admin: config.privacy.contact_mail.as_ref().map(|m| m.to_string()),
+        },
+        u64::from(config.limits.max_mailbox_size_mb) * 1024,
+        chatmail_appliance::imap_parser::Limits {
+            max_line: 64 * 1024,
+            max_literal: u64::from(config.limits.max_message_size_bytes),
+        },
+        imap_front::Timeouts::default(),
+        on_login,
+    ))
 }
 
 /// The shared parts of the mail rules and deliveries (Appliance III).

@@ -54,6 +54,10 @@ pub struct Ports {
     pub submissions: u16,
     pub submission: u16,
     pub imaps: u16,
+    /// IMAP with STARTTLS (the IMAP front only).
+    pub imap: u16,
+    /// Maddy's plaintext IMAP on loopback behind the IMAP front.
+    pub imap_loopback: u16,
     pub metrics: u16,
 }
 
@@ -67,6 +71,8 @@ impl Ports {
             submissions: crate::free_port(),
             submission: crate::free_port(),
             imaps: crate::free_port(),
+            imap: crate::free_port(),
+            imap_loopback: crate::free_port(),
             metrics: crate::free_port(),
         }
     }
@@ -83,7 +89,14 @@ pub struct Appliance {
     registration_open: bool,
     resources: [String; 3],
     extra_config: String,
+    imap_front: bool,
     starts: usize,
+}
+
+/// Whether appliances serve IMAP through the IMAP front unless a test says otherwise:
+/// `CHATMAIL_TEST_IMAP_FRONT=1` runs every appliance test through it.
+fn imap_front_by_default() -> bool {
+    std::env::var("CHATMAIL_TEST_IMAP_FRONT").is_ok_and(|v| v == "1" || v == "true")
 }
 
 impl Appliance {
@@ -103,6 +116,7 @@ impl Appliance {
             // The test machine compiles while testing: do not refuse for load or memory.
             resources: ["1000".into(), "1".into(), "1".into()],
             extra_config: String::new(),
+            imap_front: imap_front_by_default(),
             starts: 0,
         }
     }
@@ -135,6 +149,13 @@ impl Appliance {
     pub fn config(mut self, toml: &str) -> Self {
         self.extra_config.push_str(toml);
         self.extra_config.push('\n');
+        self
+    }
+
+    /// Serve IMAP (993, and 143 with STARTTLS) through the IMAP front, Maddy behind it on
+    /// loopback.
+    pub fn imap_front(mut self, on: bool) -> Self {
+        self.imap_front = on;
         self
     }
 
@@ -233,6 +254,12 @@ impl Appliance {
                 command.arg("--no-acme");
             }
         }
+        command.arg(format!("--imap-front={}", self.imap_front));
+        if self.imap_front {
+            command
+                .args(["--imap-port", &p.imap.to_string()])
+                .args(["--imap-loopback-port", &p.imap_loopback.to_string()]);
+        }
         command.args(&self.extra_args);
         for (name, value) in &self.env {
             command.env(name, value);
@@ -243,7 +270,12 @@ impl Appliance {
             .path()
             .join(format!("appliance-{}.log", self.starts));
         let mut child = GroupChild::spawn("chatmail-appliance", command, &log_path);
-        for port in [p.https, p.metrics, p.imaps, p.submissions] {
+        let mut ports = vec![p.https, p.metrics, p.imaps, p.submissions];
+        if self.imap_front {
+            // The front listens at once; Maddy behind it a little later.
+            ports.extend([p.imap, p.imap_loopback]);
+        }
+        for port in ports {
             let limit = Duration::from_secs(120);
             let waited = tokio::time::timeout(
                 limit,

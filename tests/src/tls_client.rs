@@ -41,7 +41,9 @@ impl Trust {
         )
     }
 
-    fn client_config(&self, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    /// A client configuration with this trust, offering `alpn` (e.g. for STARTTLS on a
+    /// connection the test opened itself).
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<ClientConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
