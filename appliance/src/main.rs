@@ -222,6 +222,18 @@ struct RunArgs {
     /// Seconds a new version has to report healthy before the device goes back.
     #[arg(long, default_value_t = 600, hide = true)]
     update_health_window_secs: u64,
+    /// Seconds from start to the first expiry run, before jitter.
+    #[arg(long, default_value_t = 3_600, hide = true)]
+    expiry_first_secs: u64,
+    /// Seconds between expiry runs, before jitter.
+    #[arg(long, default_value_t = 86_400, hide = true)]
+    expiry_interval_secs: u64,
+    /// Largest random delay added to each wait for an expiry run, in seconds.
+    #[arg(long, default_value_t = 3_600, hide = true)]
+    expiry_jitter_secs: u64,
+    /// Judge ages in the expiry as if the clock were this many seconds ahead. Tests only.
+    #[arg(long, default_value_t = 0, hide = true)]
+    expiry_clock_offset_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -705,6 +717,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             policy: expiry::rules::Policy::from_limits(&config.limits),
             metrics: metrics.clone(),
         });
+        let schedule = expiry::Schedule {
+            first: Duration::from_secs(args.expiry_first_secs),
+            interval: Duration::from_secs(args.expiry_interval_secs),
+            jitter: Duration::from_secs(args.expiry_jitter_secs),
+        };
+        let clock_offset = args.expiry_clock_offset_secs;
         tasks.spawn(supervisor::supervise(
             "expiry",
             metrics.clone(),
@@ -712,8 +730,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             move |token| {
                 expiry::run_daily(
                     expiry.clone(),
-                    Arc::new(push::SystemClock),
-                    expiry::Schedule::default(),
+                    Arc::new(expiry::OffsetClock(clock_offset)),
+                    schedule,
                     token,
                 )
             },

@@ -26,8 +26,8 @@ const SLEEPY: &str = "sleepy@chat.example";
 const PASSWORD: &str = "expiry-test-password";
 const DAY: u64 = 86_400;
 
-/// An encrypted PGP/MIME message (one SEIPD packet of `len` bytes), which the outgoing
-/// rules accept; `id` goes into its Message-ID.
+/// An encrypted PGP/MIME message (one SEIPD packet of `len` bytes, so about 4/3 `len`
+/// in base64), which the outgoing rules accept; `id` goes into its Message-ID.
 fn encrypted(to: &str, id: &str, len: usize) -> Vec<u8> {
     let mut packet = vec![0xC0 | 18, 0xFF];
     packet.extend_from_slice(&(len as u32).to_be_bytes());
@@ -203,7 +203,8 @@ fn unix_now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_removes_exactly_the_right_messages_and_accounts() {
-    // A 1 MB quota: trimming starts above 786432 bytes and stops at 734003.
+    // A 1 MB quota: trimming starts above 786432 bytes and stops at 734003. A "250000"
+    // message takes about 343000 bytes: Bob's three stay below, Carol's four are above.
     let mut setup = Appliance::new(DOMAIN)
         .config("[limits]\nusername_min_length = 3\nmax_mailbox_size_mb = 1\nmax_message_size_bytes = 500000\n");
     let app = setup.start().await;
@@ -298,4 +299,147 @@ async fn expiry_removes_exactly_the_right_messages_and_accounts() {
     let app = setup.start().await;
     assert_eq!(inbox_ids(&app, BOB).await, Vec::<String>::new());
     assert_eq!(inbox_ids(&app, CAROL).await, Vec::<String>::new());
+}
+
+/// The daily run inside the running relay, beside a running Maddy: with its clock eight
+/// days ahead and runs every two seconds, it removes the same messages as the command
+/// would, and counts them in the metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_relay_expires_by_itself() {
+    let mut setup = Appliance::new(DOMAIN)
+        .config("[limits]\nusername_min_length = 3\nmax_mailbox_size_mb = 1\nmax_message_size_bytes = 500000\n")
+        .arg("--expiry-first-secs=1")
+        .arg("--expiry-interval-secs=2")
+        .arg("--expiry-jitter-secs=0")
+        .arg(format!("--expiry-clock-offset-secs={}", 8 * DAY));
+    let app = setup.start().await;
+    for user in [ALICE, BOB, CAROL] {
+        let reply = app.imap_login(user, PASSWORD).await;
+        assert!(reply.contains("OK"), "{user}: {reply}");
+    }
+    // Carol's client has her inbox open all along, as Delta Chat does.
+    let mut carol_client = OpenSession::select_inbox(&app, CAROL).await;
+    send(&app, BOB, "small", 2_000).await;
+    send(&app, BOB, "large-seen", 250_000).await;
+    send(&app, BOB, "large-unseen", 250_000).await;
+    for i in 1..=4 {
+        send(&app, CAROL, &format!("quota-{i}"), 250_000).await;
+    }
+    let replies = imap_session(
+        addr(app.ports.imaps),
+        BOB,
+        PASSWORD,
+        &["SELECT INBOX", "UID STORE 2 +FLAGS (\\Seen)"],
+    )
+    .await
+    .unwrap();
+    assert!(replies.iter().all(|r| r.contains(" OK")), "{replies:?}");
+
+    let limit = std::time::Duration::from_secs(60);
+    app.wait_for("the expiry's removals counted", limit, || async {
+        let large = app
+            .metric("chatmail_expiry_messages_removed_total{rule=\"large\"}")
+            .await;
+        let quota = app
+            .metric("chatmail_expiry_messages_removed_total{rule=\"quota\"}")
+            .await;
+        (large == Some(1.0) && quota == Some(2.0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.metric("chatmail_expiry_messages_removed_total{rule=\"old\"}")
+            .await,
+        Some(0.0)
+    );
+    assert_eq!(
+        app.metric("chatmail_expiry_accounts_removed_total").await,
+        Some(0.0)
+    );
+    let freed = app
+        .metric("chatmail_expiry_freed_bytes_total")
+        .await
+        .unwrap();
+    // Three messages of about 343000 bytes each (the 250000-byte packet in base64).
+    assert!((1_000_000.0..1_050_000.0).contains(&freed), "{freed}");
+    let last_run = app
+        .metric("chatmail_expiry_last_run_timestamp_seconds")
+        .await
+        .unwrap();
+    assert!(last_run as u64 >= unix_now() + 8 * DAY - 60, "{last_run}");
+    assert_eq!(inbox_ids(&app, BOB).await, ["small", "large-unseen"]);
+    assert_eq!(inbox_ids(&app, CAROL).await, ["quota-3", "quota-4"]);
+
+    // The open session was not told (Maddy 0.8 without cgo has no update pipe), but it
+    // keeps working: fetching by UID returns what is left, and nothing fails.
+    for command in ["NOOP", "UID FETCH 1:* (UID)", "FETCH 1:* (UID)", "NOOP"] {
+        let (tagged, untagged) = carol_client.command(command).await;
+        eprintln!("{command}: {untagged:?} {tagged}");
+        assert!(tagged.contains(" OK"), "{command}: {tagged}");
+        if command.starts_with("UID FETCH") {
+            let uids: Vec<&str> = untagged
+                .iter()
+                .filter_map(|l| l.strip_suffix(")")?.rsplit_once("UID "))
+                .map(|(_, uid)| uid)
+                .collect();
+            assert_eq!(uids, ["3", "4"], "{untagged:?}");
+        }
+    }
+}
+
+/// An IMAP session kept open across other steps of a test.
+struct OpenSession {
+    stream: tokio::io::BufReader<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    tag: u32,
+}
+
+impl OpenSession {
+    async fn select_inbox(app: &RunningAppliance, user: &str) -> OpenSession {
+        let stream = chatmail_tests::tls_client::connect_tls(
+            addr(app.ports.imaps),
+            "localhost",
+            &chatmail_tests::tls_client::Trust::Anything,
+            &[],
+        )
+        .await
+        .unwrap();
+        let mut session = OpenSession {
+            stream: tokio::io::BufReader::new(stream),
+            tag: 0,
+        };
+        session.line().await; // greeting
+        let (tagged, _) = session.command(&format!("LOGIN {user} {PASSWORD}")).await;
+        assert!(tagged.contains(" OK"), "{tagged}");
+        let (tagged, _) = session.command("SELECT INBOX").await;
+        assert!(tagged.contains(" OK"), "{tagged}");
+        session
+    }
+
+    async fn line(&mut self) -> String {
+        use tokio::io::AsyncBufReadExt;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.unwrap();
+        line.trim_end().to_string()
+    }
+
+    /// The tagged reply and the untagged lines (no literals expected).
+    async fn command(&mut self, command: &str) -> (String, Vec<String>) {
+        use tokio::io::AsyncWriteExt;
+        self.tag += 1;
+        let tag = format!("s{}", self.tag);
+        let stream = self.stream.get_mut();
+        stream
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .await
+            .unwrap();
+        stream.flush().await.unwrap();
+        let mut untagged = Vec::new();
+        loop {
+            let line = self.line().await;
+            assert!(!line.is_empty(), "connection closed during {command}");
+            if line.starts_with(&format!("{tag} ")) {
+                return (line, untagged);
+            }
+            untagged.push(line);
+        }
+    }
 }

@@ -211,6 +211,17 @@ impl Default for Schedule {
     }
 }
 
+/// The system clock moved by a fixed number of seconds, so a test can expire a running
+/// relay "days later" (`--expiry-clock-offset-secs`).
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock(pub u64);
+
+impl Clock for OffsetClock {
+    fn now(&self) -> u64 {
+        crate::push::SystemClock.now() + self.0
+    }
+}
+
 /// Runs the expiry on `schedule` until `shutdown`; a failed run is logged and the next
 /// one comes as planned.
 pub async fn run_daily(
