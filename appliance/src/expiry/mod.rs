@@ -18,10 +18,11 @@
 //! a day old (seen large mail a week, everything else 20 days), long since fetched, and
 //! Delta Chat addresses messages by UID, so a late EXPUNGE costs nothing.
 //!
-//! **Inactive accounts.** The last login is the day our auth service records for every
-//! successful login (auth/store.rs). Maddy asks that service with `service=SMTP` for IMAP
-//! and submission alike, so unlike upstream (IMAP only) an SMTP login counts too; that can
-//! only keep an account longer. An account that never logged in (made by `POST /new`)
+//! **Inactive accounts.** The last login is the day in our account store (auth/store.rs),
+//! written by the IMAP front after each IMAP login and by the auth service after every
+//! successful login. Maddy asks that service with `service=SMTP` for IMAP and submission
+//! alike, so unlike upstream (IMAP only) an SMTP login counts too; that can only keep an
+//! account longer. An account that never logged in (made by `POST /new`)
 //! counts from its creation day. Its record is removed first, checked again in the same
 //! transaction (so a login in the meantime keeps it), then Maddy's storage account and its
 //! push tokens. Maddy holds no credentials of ours (no `creds` table), so `maddy creds
