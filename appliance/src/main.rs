@@ -117,7 +117,8 @@ struct RunArgs {
     /// Submission port with STARTTLS (Maddy).
     #[arg(long, default_value_t = 587)]
     submission_port: u16,
-    /// IMAP port with implicit TLS (Maddy); 0 turns it off.
+    /// IMAP port with implicit TLS (the IMAP front, or Maddy with --imap-front=false); 0
+    /// turns it off.
     #[arg(long, default_value_t = 993)]
     imaps_port: u16,
     /// A plaintext IMAP listener of Maddy on 127.0.0.1, for a front that terminates TLS
@@ -125,10 +126,11 @@ struct RunArgs {
     #[arg(long)]
     imap_loopback_port: Option<u16>,
     /// Serve IMAP through our front (993 with TLS, 143 with STARTTLS, and METADATA,
-    /// QUOTA, ID, COMPRESS) proxying to Maddy on loopback; otherwise Maddy serves 993.
+    /// QUOTA, ID, COMPRESS) proxying to Maddy on loopback; `--imap-front=false`: Maddy
+    /// serves 993 itself, without those extensions.
     #[arg(
         long,
-        default_value_t = false,
+        default_value_t = true,
         num_args = 0..=1,
         default_missing_value = "true",
         action = clap::ArgAction::Set

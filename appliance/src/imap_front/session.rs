@@ -41,6 +41,8 @@ const MAX_SERVER_LINE: usize = 64 << 20;
 const MAX_LOCAL_COMMAND: usize = 64 << 10;
 /// Largest LOGIN command whose user name the front keeps.
 const MAX_CAPTURE: usize = 8 << 10;
+/// How long a new session waits for Maddy's IMAP listener.
+const UPSTREAM_WAIT: Duration = Duration::from_secs(20);
 /// How long the front waits for Maddy to finish earlier commands before answering its own.
 const QUIET_WAIT: Duration = Duration::from_secs(60);
 
@@ -129,11 +131,7 @@ pub async fn run(tcp: TcpStream, mode: Mode, front: Arc<Front>) -> std::io::Resu
         },
     };
     let (client_read, mut client_write) = tokio::io::split(client);
-    let upstream = match tokio::time::timeout(
-        Duration::from_secs(10),
-        TcpStream::connect(front.upstream),
-    )
-    .await
+    let upstream = match tokio::time::timeout(UPSTREAM_WAIT, connect_upstream(front.upstream)).await
     {
         Ok(Ok(stream)) => stream,
         result => {
@@ -179,6 +177,20 @@ pub async fn run(tcp: TcpStream, mode: Mode, front: Arc<Front>) -> std::io::Resu
     tokio::select! {
         result = client_pump => result,
         (responses, written) = async { tokio::join!(responses, writer) } => responses.and(written),
+    }
+}
+
+/// Connects to Maddy, trying again while it is (re)starting: the front listens from the
+/// relay's start, Maddy a little later, and the supervisor restarts it after a crash.
+async fn connect_upstream(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    loop {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -29,7 +29,7 @@ pub struct Listeners {
     pub submissions: u16,
     /// Submission with STARTTLS (587).
     pub submission: u16,
-    /// IMAP with implicit TLS (993), served by Maddy until our IMAP front exists.
+    /// IMAP with implicit TLS (993), served by Maddy only when our IMAP front is off.
     pub imaps: Option<u16>,
     /// A plaintext IMAP listener on 127.0.0.1 for a front that terminates TLS itself.
     pub imap_loopback: Option<u16>,
