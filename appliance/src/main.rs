@@ -471,7 +471,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let push_tokens = push_store.0.clone();
     if args.imap_front {
-        let front = imap_front_shared(&args, &config, &resolver, &accounts, &push_store.0);
+        let front = imap_front_shared(&args, &config, &paths, &resolver, &accounts, &push_store.0);
         let implicit = (args.imaps_port != 0).then(|| SocketAddr::new(args.bind, args.imaps_port));
         let starttls = (args.imap_port != 0).then(|| SocketAddr::new(args.bind, args.imap_port));
         tasks.spawn(supervisor::supervise(
@@ -779,6 +779,7 @@ fn imap_upstream_port(args: &RunArgs) -> Option<u16> {
 fn imap_front_shared(
     args: &RunArgs,
     config: &RelayConfig,
+    paths: &Paths,
     resolver: &Arc<tls::CertResolver>,
     accounts: &auth::Accounts,
     tokens: &push::tokens::TokenStore,
@@ -787,12 +788,17 @@ fn imap_front_shared(
         Ipv4Addr::LOCALHOST.into(),
         imap_upstream_port(args).unwrap_or(10143),
     );
+    // Upstream counts IMAP logins (research/chatmail.md §1.5); the auth service records
+    // every login already, so this refreshes the same day stamp, off the async threads.
     let store = accounts.store().clone();
     let on_login: Arc<dyn Fn(String) + Send + Sync> = Arc::new(move |address: String| {
+        let store = store.clone();
         let day = auth::unix_now() / 86_400 * 86_400;
-        if let Err(e) = store.record_login(&address, day) {
-            tracing::warn!("recording last login: {e}");
-        }
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.record_login(&address.to_ascii_lowercase(), day) {
+                tracing::warn!("recording last login: {e}");
+            }
+        });
     });
     Arc::new(imap_front::Front::new(
         upstream,
@@ -801,9 +807,14 @@ fn imap_front_shared(
         imap_front::metadata::ServerEntries {
             admin: config.privacy.contact_mail.as_ref().map(|m| m.to_string()),
         },
-        u64::from(config.limits.max_mailbox_size_mb) * 1024,
-        chatmail_appliance::imap_parser::Limits {
-            max_line: 64 * 1024,
+        config.limits.max_mailbox_size_bytes() / 1024,
+        Some(imap_front::usage::Usage::new(expiry::maddy_cli::MaddyCli {
+            binary: args.maddy.clone(),
+            config: paths.maddy_config(),
+            state_dir: paths.maddy_state_dir(),
+        })),
+        imap_front::parser::Limits {
+            max_line: 64 << 10,
             max_literal: u64::from(config.limits.max_message_size_bytes),
         },
         imap_front::Timeouts::default(),

@@ -295,17 +295,6 @@ async fn imap_front_end_to_end() {
         "* METADATA INBOX (/private/devicetoken \"openpgp:first openpgp:second\")"
     );
 
-    // Quota: the configured limit in KiB.
-    let r = bob.cmd("q", "GETQUOTAROOT INBOX").await;
-    assert_eq!(r[0], "* QUOTAROOT \"INBOX\" \"\"");
-    assert_eq!(
-        r[1],
-        format!("* QUOTA \"\" (STORAGE 0 {})", 100 * 1024 * 1024 / 1024)
-    );
-    assert!(tagged_ok(&r));
-    let r = bob.cmd("q2", "GETQUOTA \"\"").await;
-    assert!(tagged_ok(&r), "{r:?}");
-
     // APPEND with a synchronizing literal and with LITERAL+.
     let message = b"From: bob@chat.example\r\nSubject: x\r\n\r\nhello\r\n";
     bob.send(format!("a1 APPEND INBOX {{{}}}\r\n", message.len()).as_bytes())
@@ -324,6 +313,17 @@ async fn imap_front_end_to_end() {
     assert!(r.iter().any(|l| l == "* 2 EXISTS"), "{r:?}");
     let r = bob.cmd("f2", "FETCH 2 (BODY.PEEK[])").await;
     assert!(r[0].contains("hello"), "{r:?}");
+
+    // Quota: what the two small messages take (rounded up to 1 KiB) of the configured
+    // limit, in KiB.
+    let r = bob.cmd("q", "GETQUOTAROOT INBOX").await;
+    assert_eq!(r[0], "* QUOTAROOT \"INBOX\" \"\"");
+    assert_eq!(r[1], format!("* QUOTA \"\" (STORAGE 1 {})", 100 * 1024));
+    assert!(tagged_ok(&r));
+    let r = bob.cmd("q2", "GETQUOTA \"\"").await;
+    assert!(tagged_ok(&r), "{r:?}");
+    let r = bob.cmd("q3", "GETQUOTA \"other\"").await;
+    assert!(r.last().unwrap().starts_with("q3 NO"), "{r:?}");
 
     // Pipelined: passed-through and local commands answered in order.
     bob.send(b"p1 NOOP\r\np2 ID NIL\r\np3 CAPABILITY\r\np4 GETQUOTAROOT INBOX\r\np5 NOOP\r\n")

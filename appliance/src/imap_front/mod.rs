@@ -5,13 +5,15 @@
 //! and XDELTAPUSH capabilities. Everything else passes through unchanged.
 //!
 //! [`parser`] frames the wire format, [`session`] runs one connection, [`metadata`] knows
-//! the entries, [`compress`] the deflate streams, [`starttls`] port 143 before TLS.
+//! the entries, [`compress`] the deflate streams, [`starttls`] port 143 before TLS,
+//! [`usage`] the storage usage QUOTA reports.
 
 pub mod compress;
 pub mod metadata;
 pub use chatmail_appliance::imap_parser as parser;
 pub mod session;
 pub mod starttls;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +63,8 @@ pub struct Front {
     pub server_entries: metadata::ServerEntries,
     /// The mailbox quota, in KiB.
     pub quota_limit_kib: u64,
+    /// Storage usage for QUOTA (unknown without it: reported as 0).
+    pub usage: Option<Arc<usage::Usage>>,
     /// Line and literal bounds.
     pub limits: Limits,
     /// Silence limits.
@@ -79,6 +83,7 @@ impl Front {
         tokens: TokenStore,
         server_entries: metadata::ServerEntries,
         quota_limit_kib: u64,
+        usage: Option<Arc<usage::Usage>>,
         limits: Limits,
         timeouts: Timeouts,
         on_login: Arc<dyn Fn(String) + Send + Sync>,
@@ -89,6 +94,7 @@ impl Front {
             tokens,
             server_entries,
             quota_limit_kib,
+            usage,
             limits,
             timeouts,
             on_login,
@@ -104,10 +110,18 @@ impl Front {
         &self.edits[usize::from(compressing)]
     }
 
-    /// The QUOTA response for the one root `""`. Usage is not known to the front (Maddy
-    /// keeps sizes only in its SQLite store), so it reports 0 against the limit.
-    pub fn quota_line(&self) -> String {
-        format!("* QUOTA \"\" (STORAGE 0 {})\r\n", self.quota_limit_kib)
+    /// The QUOTA response of `account` for the one root `""`: usage (0 while unknown)
+    /// against the limit, in KiB.
+    pub async fn quota_line(&self, account: &str) -> String {
+        let used = match &self.usage {
+            Some(usage) => usage.bytes(account).await.unwrap_or(0),
+            None => 0,
+        };
+        format!(
+            "* QUOTA \"\" (STORAGE {} {})\r\n",
+            used.div_ceil(1024),
+            self.quota_limit_kib
+        )
     }
 }
 

@@ -865,7 +865,10 @@ impl ClientPump {
             },
             LocalCommand::GetQuota => match cmd.args.as_slice() {
                 [root] if root.as_astring().is_some_and(|r| r.is_empty()) => {
-                    format!("{}{tag} OK GETQUOTA completed\r\n", self.front.quota_line())
+                    format!(
+                        "{}{tag} OK GETQUOTA completed\r\n",
+                        self.front.quota_line(&user).await
+                    )
                 }
                 [_] => format!("{tag} NO No such quota root\r\n"),
                 _ => format!("{tag} BAD GETQUOTA takes a quota root\r\n"),
@@ -876,7 +879,7 @@ impl ClientPump {
                     format!(
                         "* QUOTAROOT {} \"\"\r\n{}{tag} OK GETQUOTAROOT completed\r\n",
                         String::from_utf8_lossy(&imap_string(&name)),
-                        self.front.quota_line()
+                        self.front.quota_line(&user).await
                     )
                 }
                 _ => format!("{tag} BAD GETQUOTAROOT takes a mailbox\r\n"),
