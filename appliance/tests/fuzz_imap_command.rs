@@ -1,29 +1,24 @@
 //! Fuzzing the IMAP front's command framer and parser as part of `cargo test`: random
 //! mutations of pipelined command streams (literals `{n}` and `{n+}`, quoted strings,
-//! lists, IDLE's DONE, overlong lines), fed in random pieces, for a fixed time. Checks: no
-//! panic; the frames are exactly what a naive reference framer over the whole input
-//! makes (so a literal is never misframed, however the bytes arrive); every byte is
-//! accounted for; bounds hold; the command tokenizer and the response helpers never
-//! panic on what the framer hands them.
+//! lists, IDLE's DONE, overlong lines), fed in random pieces, for a fixed time, through
+//! the check of the cargo-fuzz target (`appliance/fuzz/src/imap_command.rs`: no panic, the
+//! frames of a naive reference framer over the whole input, every byte accounted for).
 //!
 //! * `CHATMAIL_FUZZ_SECONDS` — time (default 20).
 //! * `CHATMAIL_FUZZ_SEED` — the seed (default: from the clock). The seed is printed, and a
 //!   failing input saved under the target directory and named in the failure.
 
+// Belongs to the fuzz crate (its own workspace); included here as a module.
+#[allow(dead_code)]
+#[path = "../fuzz/src/imap_command.rs"]
+mod imap_command;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chatmail_appliance::imap_parser::{
-    literal_at_end, make_non_sync, parse_command, response_start, CapabilityEdit, CommandFramer,
-    Frame, Limits, Part,
-};
+use imap_command::{check, seeds, SPECIALS};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-
-const LIMITS: Limits = Limits {
-    max_line: 512,
-    max_literal: 4096,
-};
 
 fn settings() -> (Duration, u64) {
     let seconds: f64 = match std::env::var("CHATMAIL_FUZZ_SECONDS") {
@@ -42,46 +37,6 @@ fn settings() -> (Duration, u64) {
     };
     (Duration::from_secs_f64(seconds), seed)
 }
-
-fn seeds() -> Vec<Vec<u8>> {
-    [
-        &b"a1 LOGIN \"alice@chat.example\" \"pass\\\"word\"\r\na2 CAPABILITY\r\n"[..],
-        b"a APPEND INBOX (\\Seen) {11}\r\nhello\r\nworld\r\nb NOOP\r\n",
-        b"a APPEND INBOX {5+}\r\nhello\r\nb SELECT INBOX\r\n",
-        b"x SETMETADATA \"INBOX\" (/private/devicetoken {12}\r\nopenpgp:abcd)\r\n",
-        b"g GETMETADATA \"\" (/shared/comment /shared/admin /shared/vendor/deltachat/turn)\r\n",
-        b"i IDLE\r\nDONE\r\nn NOOP\r\n",
-        b"a AUTHENTICATE PLAIN\r\nAGFsaWNlAHB3\r\nq GETQUOTAROOT INBOX\r\n",
-        b"l LOGIN {5}\r\nalice {4+}\r\npass\r\nz COMPRESS DEFLATE\r\n",
-        b"f UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)])\r\n",
-        b"h APPEND INBOX {99999}\r\nh2 APPEND INBOX {99999+}\r\nxxxxx",
-        b"* BAD\r\n+ x\r\n\r\n{0}\r\n{}\r\n{+}\r\n",
-    ]
-    .iter()
-    .map(|s| s.to_vec())
-    .collect()
-}
-
-const SPECIALS: &[&[u8]] = &[
-    b"{0}\r\n",
-    b"{1}\r\n",
-    b"{7+}\r\n",
-    b"{4096}\r\n",
-    b"{4097}\r\n",
-    b"{99999999999999999999}\r\n",
-    b"\r\n",
-    b"\n",
-    b"\"",
-    b"\\",
-    b"(",
-    b")",
-    b"{",
-    b"}",
-    b"+",
-    b" ",
-    b"NIL",
-    b"DONE\r\n",
-];
 
 fn mutate(rng: &mut StdRng, seeds: &[Vec<u8>]) -> Vec<u8> {
     let mut input = seeds[rng.gen_range(0..seeds.len())].clone();
@@ -118,127 +73,6 @@ fn mutate(rng: &mut StdRng, seeds: &[Vec<u8>]) -> Vec<u8> {
         }
     }
     input
-}
-
-/// The naive reference: the whole input at once, literal by literal.
-fn reference(input: &[u8]) -> (Vec<Frame>, usize) {
-    let mut frames = Vec::new();
-    let mut pos = 0;
-    loop {
-        let rest = &input[pos..];
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-            if rest.len() >= LIMITS.max_line {
-                frames.push(Frame::LineTooLong {
-                    prefix: rest[..64.min(rest.len())].to_vec(),
-                });
-                return (frames, input.len());
-            }
-            return (frames, pos);
-        };
-        if nl + 1 > LIMITS.max_line {
-            frames.push(Frame::LineTooLong {
-                prefix: rest[..64.min(rest.len())].to_vec(),
-            });
-            return (frames, input.len());
-        }
-        let line = rest[..=nl].to_vec();
-        pos += nl + 1;
-        match literal_at_end(&line) {
-            Some(lit) if lit.len > LIMITS.max_literal => {
-                frames.push(Frame::LiteralTooLarge { line, literal: lit });
-                if !lit.sync {
-                    return (frames, input.len());
-                }
-            }
-            Some(lit) => {
-                frames.push(Frame::Line {
-                    line,
-                    literal: Some(lit),
-                });
-                let n = (lit.len as usize).min(input.len() - pos);
-                if n > 0 {
-                    frames.push(Frame::LiteralData(input[pos..pos + n].to_vec()));
-                }
-                pos += n;
-                if n < lit.len as usize {
-                    return (frames, pos);
-                }
-            }
-            None => frames.push(Frame::Line {
-                line,
-                literal: None,
-            }),
-        }
-    }
-}
-
-/// Merges consecutive literal chunks (their split depends on how bytes arrived).
-fn merged(frames: Vec<Frame>) -> Vec<Frame> {
-    let mut out: Vec<Frame> = Vec::new();
-    for f in frames {
-        if let (Frame::LiteralData(next), Some(Frame::LiteralData(prev))) = (&f, out.last_mut()) {
-            prev.extend_from_slice(next);
-            continue;
-        }
-        out.push(f);
-    }
-    out
-}
-
-fn check(input: &[u8], cuts: &[usize]) {
-    let (expected, consumed) = reference(input);
-    let mut framer = CommandFramer::new(LIMITS);
-    let mut frames = Vec::new();
-    let mut last = 0;
-    for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
-        framer.push(&input[last..cut]);
-        last = cut;
-        while let Some(f) = framer.next_frame() {
-            frames.push(f);
-        }
-    }
-    let frames = merged(frames);
-    assert_eq!(frames, expected, "frames differ from the reference");
-    // Every byte is accounted for.
-    if !framer.is_poisoned() {
-        let rest = framer.take_unframed();
-        assert_eq!(consumed + rest.len(), input.len(), "bytes lost or invented");
-        assert_eq!(&input[consumed..], &rest[..]);
-    }
-    // The tokenizer and helpers on what the framer produced.
-    let mut parts = Vec::new();
-    for f in &frames {
-        match f {
-            Frame::Line { line, literal } => {
-                assert!(line.len() <= LIMITS.max_line && line.ends_with(b"\n"));
-                let _ = response_start(line);
-                let _ = CapabilityEdit {
-                    hide: vec!["COMPRESS=".into()],
-                    add: vec!["METADATA".into()],
-                }
-                .edit_line(line);
-                let _ = chatmail_appliance::imap_parser::command_head(line);
-                let rewritten = make_non_sync(line);
-                assert_eq!(
-                    literal_at_end(&rewritten).map(|l| l.len),
-                    literal.map(|l| l.len)
-                );
-                parts.push(Part::of_line(line));
-                if literal.is_none() {
-                    let _ = parse_command(&parts);
-                    parts.clear();
-                } else {
-                    parts.push(Part::Literal(Vec::new()));
-                }
-            }
-            Frame::LiteralData(data) => {
-                if let Some(Part::Literal(bytes)) = parts.last_mut() {
-                    bytes.extend_from_slice(data);
-                }
-            }
-            Frame::LiteralTooLarge { .. } | Frame::LineTooLong { .. } => parts.clear(),
-        }
-    }
 }
 
 #[test]

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chatmail_appliance_fuzz::{checks, client_hello, runner};
+use chatmail_appliance_fuzz::{checks, client_hello, imap_command, runner};
 
 fn main() {
     let mut seconds = 30.0;
@@ -34,12 +34,18 @@ fn main() {
     let messages = runner::corpus_seeds(&root.join("../../tests/corpus/messages"));
     let milter = runner::milter_seeds(&messages);
     let hellos = client_hello::seeds();
+    // The target's first byte says where to cut the stream.
+    let commands: Vec<Vec<u8>> = imap_command::seeds()
+        .into_iter()
+        .map(|s| [vec![7u8], s].concat())
+        .collect();
     let duration = Duration::from_secs_f64(seconds);
     let mut ok = true;
     for (name, check, seeds) in [
         ("mime_openpgp", checks::mime_openpgp as fn(&[u8]), &messages),
         ("milter_decoder", checks::milter_decoder, &milter),
         ("client_hello", client_hello::client_hello, &hellos),
+        ("imap_command", imap_command::imap_command, &commands),
     ] {
         let report = runner::run(name, check, seeds, duration, seed);
         println!("{report}");
