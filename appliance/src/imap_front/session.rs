@@ -174,9 +174,17 @@ pub async fn run(tcp: TcpStream, mode: Mode, front: Arc<Front>) -> std::io::Resu
     .run();
     let responses = pump_responses(up_read, tx, state, front.clone(), compressing);
     let writer = write_to_client(rx, client_write);
+    tokio::pin!(client_pump, responses, writer);
+    // The session ends when the client leaves, when the writer has sent the last words
+    // (after a BYE of the front's or of Maddy's), or on an error.
     tokio::select! {
-        result = client_pump => result,
-        (responses, written) = async { tokio::join!(responses, writer) } => responses.and(written),
+        result = &mut client_pump => result,
+        result = &mut writer => result,
+        result = &mut responses => match result {
+            // Maddy closed; its last responses are queued for the writer.
+            Ok(()) => (&mut writer).await,
+            Err(e) => Err(e),
+        },
     }
 }
 
