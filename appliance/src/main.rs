@@ -136,6 +136,9 @@ struct RunArgs {
         action = clap::ArgAction::Set
     )]
     imap_front: bool,
+    /// Seconds the IMAP front waits for a command before login.
+    #[arg(long, default_value_t = 60, hide = true)]
+    imap_preauth_timeout_secs: u64,
     /// IMAP port with STARTTLS, served by the IMAP front only; 0 turns it off.
     #[arg(long, default_value_t = 143)]
     imap_port: u16,
@@ -817,7 +820,10 @@ fn imap_front_shared(
             max_line: 64 << 10,
             max_literal: u64::from(config.limits.max_message_size_bytes),
         },
-        imap_front::Timeouts::default(),
+        imap_front::Timeouts {
+            not_authenticated: Duration::from_secs(args.imap_preauth_timeout_secs),
+            ..imap_front::Timeouts::default()
+        },
         on_login,
     ))
 }

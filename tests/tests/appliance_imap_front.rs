@@ -196,6 +196,7 @@ async fn notification_service() -> (SocketAddr, mpsc::UnboundedReceiver<String>)
 /// The appliance with the front; the setup keeps its directory alive.
 async fn start(push: SocketAddr) -> (Appliance, RunningAppliance) {
     let mut setup = Appliance::new(DOMAIN)
+        .arg("--imap-preauth-timeout-secs=2")
         .imap_front(true)
         .config(
             "[limits]\nusername_min_length = 3\nmax_mailbox_size_mb = 100\n\n\
@@ -470,5 +471,26 @@ async fn starttls_sasl_and_hostile_input() {
     let r = dave.cmd("n", "NOOP").await;
     assert!(tagged_ok(&r), "{r:?}");
     let r = carol.cmd("n", "NOOP").await;
+    assert!(tagged_ok(&r), "{r:?}");
+
+    // Silent before login: logged out, on both ports; logged in: kept.
+    let mut idle = Conn::tls(app.ports.imaps).await;
+    idle.response().await.unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", app.ports.imap))
+        .await
+        .unwrap();
+    let mut idle_plain = Conn::new(Box::new(tcp));
+    idle_plain.response().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        idle.response().await.as_deref(),
+        Some("* BYE Autologout; idle for too long")
+    );
+    assert_eq!(idle.response().await, None);
+    assert_eq!(
+        idle_plain.response().await.as_deref(),
+        Some("* BYE Autologout; idle for too long")
+    );
+    let r = dave.cmd("k", "NOOP").await;
     assert!(tagged_ok(&r), "{r:?}");
 }

@@ -34,7 +34,10 @@ pub async fn negotiate(
         let n = match tokio::time::timeout(front.timeouts.not_authenticated, read).await {
             Ok(n) => n?,
             Err(_) => {
-                let _ = conn.get_mut().write_all(b"* BYE Autologout\r\n").await;
+                let _ = conn
+                    .get_mut()
+                    .write_all(b"* BYE Autologout; idle for too long\r\n")
+                    .await;
                 return Ok(None);
             }
         };
