@@ -4,11 +4,13 @@
 //! device tokens and the server entries, QUOTA, ID, COMPRESS=DEFLATE, and the XCHATMAIL
 //! and XDELTAPUSH capabilities. Everything else passes through unchanged.
 //!
-//! [`parser`] frames the wire format, [`session`] runs one connection, [`metadata`] knows
+//! [`parser`] frames the wire format, [`session`] runs one connection, [`local`] answers
+//! the commands the front implements, [`metadata`] knows
 //! the entries, [`compress`] the deflate streams, [`starttls`] port 143 before TLS,
 //! [`usage`] the storage usage QUOTA reports.
 
 pub mod compress;
+pub mod local;
 pub mod metadata;
 pub use chatmail_appliance::imap_parser as parser;
 pub mod session;

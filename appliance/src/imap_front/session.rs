@@ -24,10 +24,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::compress::{Deflater, Inflater};
-use super::metadata::{self, SetMetadata, Target};
+use super::local::LocalCommand;
 use super::parser::{
-    command_head, imap_string, literal_at_end, make_non_sync, parse_command, response_start,
-    trim_eol, CapabilityEdit, CommandFramer, Frame, Literal, Part, ResponseStart, Value,
+    command_head, literal_at_end, make_non_sync, parse_command, response_start, trim_eol,
+    CapabilityEdit, CommandFramer, Frame, Literal, Part, ResponseStart, Value,
 };
 use super::Front;
 
@@ -45,33 +45,6 @@ const MAX_CAPTURE: usize = 8 << 10;
 const UPSTREAM_WAIT: Duration = Duration::from_secs(20);
 /// How long the front waits for Maddy to finish earlier commands before answering its own.
 const QUIET_WAIT: Duration = Duration::from_secs(60);
-
-/// The commands the front answers itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LocalCommand {
-    Id,
-    Compress,
-    StartTls,
-    GetMetadata,
-    SetMetadata,
-    GetQuota,
-    GetQuotaRoot,
-}
-
-impl LocalCommand {
-    fn of(name: &str) -> Option<LocalCommand> {
-        Some(match name {
-            "ID" => LocalCommand::Id,
-            "COMPRESS" => LocalCommand::Compress,
-            "STARTTLS" => LocalCommand::StartTls,
-            "GETMETADATA" => LocalCommand::GetMetadata,
-            "SETMETADATA" => LocalCommand::SetMetadata,
-            "GETQUOTA" => LocalCommand::GetQuota,
-            "GETQUOTAROOT" => LocalCommand::GetQuotaRoot,
-            _ => return None,
-        })
-    }
-}
 
 /// What goes to the client writer.
 enum Out {
@@ -778,12 +751,9 @@ impl ClientPump {
             }
             LocalCommand::StartTls => format!("{tag} BAD TLS is active already\r\n"),
             LocalCommand::Compress => return self.compress(&cmd).await,
-            LocalCommand::GetMetadata
-            | LocalCommand::SetMetadata
-            | LocalCommand::GetQuota
-            | LocalCommand::GetQuotaRoot => match user {
+            LocalCommand::Account(command) => match user {
                 None => format!("{tag} BAD Log in first\r\n"),
-                Some(user) => self.authenticated(kind, &cmd, user).await,
+                Some(user) => command.answer(&self.front, &cmd, user).await,
             },
         };
         self.reply(text).await;
@@ -816,86 +786,6 @@ impl ClientPump {
             self.inflater = Some(inflater);
         }
         Ok(Next::Go)
-    }
-
-    /// METADATA and QUOTA, for a logged-in `user`.
-    async fn authenticated(
-        &self,
-        kind: LocalCommand,
-        cmd: &super::parser::Command,
-        user: String,
-    ) -> String {
-        let tag = &cmd.tag;
-        match kind {
-            LocalCommand::GetMetadata => {
-                let get = match metadata::parse_get(cmd) {
-                    Ok(get) => get,
-                    Err(e) => return format!("{tag} BAD {e}\r\n"),
-                };
-                let mut values = Vec::new();
-                for entry in &get.entries {
-                    let value = match get.target {
-                        Target::Server => self.front.server_entries.get(entry),
-                        Target::Inbox if entry.eq_ignore_ascii_case(metadata::DEVICE_TOKEN) => {
-                            let tokens = self.front.tokens.clone();
-                            let user = user.clone();
-                            match tokio::task::spawn_blocking(move || tokens.valid(&user)).await {
-                                Ok(Ok(list)) if !list.is_empty() => Some(list.join(" ")),
-                                Ok(Ok(_)) => None,
-                                Ok(Err(e)) => {
-                                    tracing::error!("IMAP front: device tokens: {e}");
-                                    return format!("{tag} NO [SERVERBUG] Try again later\r\n");
-                                }
-                                Err(_) => {
-                                    return format!("{tag} NO [SERVERBUG] Try again later\r\n")
-                                }
-                            }
-                        }
-                        Target::Inbox => None,
-                    };
-                    values.push((entry.clone(), value));
-                }
-                let mut out =
-                    String::from_utf8_lossy(&metadata::response(get.target, &values)).into_owned();
-                out.push_str(&format!("{tag} OK GETMETADATA completed\r\n"));
-                out
-            }
-            LocalCommand::SetMetadata => match metadata::parse_set(cmd) {
-                Err(e) => format!("{tag} NO {e}\r\n"),
-                Ok(SetMetadata::AddToken(token)) => {
-                    let tokens = self.front.tokens.clone();
-                    match tokio::task::spawn_blocking(move || tokens.add(&user, &token)).await {
-                        Ok(Ok(())) => format!("{tag} OK SETMETADATA completed\r\n"),
-                        Ok(Err(e)) => format!("{tag} NO {e}\r\n"),
-                        Err(_) => format!("{tag} NO [SERVERBUG] Try again later\r\n"),
-                    }
-                }
-            },
-            LocalCommand::GetQuota => match cmd.args.as_slice() {
-                [root] if root.as_astring().is_some_and(|r| r.is_empty()) => {
-                    format!(
-                        "{}{tag} OK GETQUOTA completed\r\n",
-                        self.front.quota_line(&user).await
-                    )
-                }
-                [_] => format!("{tag} NO No such quota root\r\n"),
-                _ => format!("{tag} BAD GETQUOTA takes a quota root\r\n"),
-            },
-            LocalCommand::GetQuotaRoot => match cmd.args.as_slice() {
-                [mailbox] if mailbox.as_astring().is_some() => {
-                    let name = mailbox.as_astring().expect("checked");
-                    format!(
-                        "* QUOTAROOT {} \"\"\r\n{}{tag} OK GETQUOTAROOT completed\r\n",
-                        String::from_utf8_lossy(&imap_string(&name)),
-                        self.front.quota_line(&user).await
-                    )
-                }
-                _ => format!("{tag} BAD GETQUOTAROOT takes a mailbox\r\n"),
-            },
-            LocalCommand::Id | LocalCommand::Compress | LocalCommand::StartTls => {
-                unreachable!("answered before")
-            }
-        }
     }
 }
 
