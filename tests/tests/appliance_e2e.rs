@@ -53,8 +53,8 @@ async fn certificate_from_pebble_then_two_delta_chat_clients_exchange_encrypted_
             });
         assert!(!chain.is_empty());
     }
-    // Maddy reloads the same files (the appliance signals it): IMAPS and submission serve
-    // the new certificate too.
+    // The IMAP front takes the new certificate at the next handshake, and Maddy reloads the
+    // same files for submission (the appliance signals it).
     for (service, port) in [
         ("IMAPS", app.ports.imaps),
         ("submission", app.ports.submissions),

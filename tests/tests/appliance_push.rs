@@ -2,9 +2,9 @@
 //! appliance POST the recipient's device token to the notification service, here a local
 //! HTTP server given by `--push-url`; the service's 410 removes the token for good.
 //!
-//! The IMAP front that takes tokens by `SETMETADATA` is not built yet, so the tokens are
-//! put in with the appliance's own `push-token add` command before it starts (the same
-//! store the front will write). Needs Maddy (`appliance/scripts/install-test-deps.sh`).
+//! The tokens are put in with the appliance's own `push-token add` command before it starts
+//! (the store the IMAP front's `SETMETADATA` writes; `appliance_imap_front.rs` sets them
+//! that way). Needs Maddy (`appliance/scripts/install-test-deps.sh`).
 
 use std::net::SocketAddr;
 use std::process::Command;
