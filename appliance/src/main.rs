@@ -474,7 +474,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let push_tokens = push_store.0.clone();
     if args.imap_front {
-        let front = imap_front_shared(&args, &config, &paths, &resolver, &accounts, &push_store.0);
+        let front = imap_front_shared(
+            &args,
+            &config,
+            &paths,
+            &resolver,
+            &accounts,
+            &push_store.0,
+            &metrics,
+        );
         let implicit = (args.imaps_port != 0).then(|| SocketAddr::new(args.bind, args.imaps_port));
         let starttls = (args.imap_port != 0).then(|| SocketAddr::new(args.bind, args.imap_port));
         tasks.spawn(supervisor::supervise(
@@ -786,6 +794,7 @@ fn imap_front_shared(
     resolver: &Arc<tls::CertResolver>,
     accounts: &auth::Accounts,
     tokens: &push::tokens::TokenStore,
+    metrics: &metrics::Metrics,
 ) -> Arc<imap_front::Front> {
     let upstream = SocketAddr::new(
         Ipv4Addr::LOCALHOST.into(),
@@ -803,29 +812,32 @@ fn imap_front_shared(
             }
         });
     });
-    Arc::new(imap_front::Front::new(
-        upstream,
-        imap_front::tls_config(resolver.clone()),
-        tokens.clone(),
-        imap_front::metadata::ServerEntries {
-            admin: config.privacy.contact_mail.as_ref().map(|m| m.to_string()),
-        },
-        config.limits.max_mailbox_size_bytes() / 1024,
-        Some(imap_front::usage::Usage::new(expiry::maddy_cli::MaddyCli {
-            binary: args.maddy.clone(),
-            config: paths.maddy_config(),
-            state_dir: paths.maddy_state_dir(),
-        })),
-        imap_front::parser::Limits {
-            max_line: 64 << 10,
-            max_literal: u64::from(config.limits.max_message_size_bytes),
-        },
-        imap_front::Timeouts {
-            not_authenticated: Duration::from_secs(args.imap_preauth_timeout_secs),
-            ..imap_front::Timeouts::default()
-        },
-        on_login,
-    ))
+    Arc::new(
+        imap_front::Front::new(
+            upstream,
+            imap_front::tls_config(resolver.clone()),
+            tokens.clone(),
+            imap_front::metadata::ServerEntries {
+                admin: config.privacy.contact_mail.as_ref().map(|m| m.to_string()),
+            },
+            config.limits.max_mailbox_size_bytes() / 1024,
+            Some(imap_front::usage::Usage::new(expiry::maddy_cli::MaddyCli {
+                binary: args.maddy.clone(),
+                config: paths.maddy_config(),
+                state_dir: paths.maddy_state_dir(),
+            })),
+            imap_front::parser::Limits {
+                max_line: 64 << 10,
+                max_literal: u64::from(config.limits.max_message_size_bytes),
+            },
+            imap_front::Timeouts {
+                not_authenticated: Duration::from_secs(args.imap_preauth_timeout_secs),
+                ..imap_front::Timeouts::default()
+            },
+            on_login,
+        )
+        .counting_compression(metrics.imap_compressed_sessions.clone()),
+    )
 }
 
 /// The shared parts of the mail rules and deliveries (Appliance III).

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub expiry_bytes: Counter,
     /// Unix time the last expiry run finished.
     pub expiry_last_run: Gauge<i64, AtomicI64>,
+    /// IMAP sessions that turned on COMPRESS=DEFLATE at the front.
+    pub imap_compressed_sessions: Counter,
 }
 
 /// Labels of the expiry's message counter.
@@ -130,6 +132,7 @@ impl Metrics {
         let expiry_messages = Family::<ExpiryLabel, Counter>::default();
         let expiry_accounts = Counter::default();
         let expiry_bytes = Counter::default();
+        let imap_compressed_sessions = Counter::default();
         let expiry_last_run = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "expiry_messages_removed",
@@ -149,6 +152,11 @@ impl Metrics {
             "Bytes of messages removed by the expiry",
             prometheus_client::registry::Unit::Bytes,
             expiry_bytes.clone(),
+        );
+        registry.register(
+            "imap_compressed_sessions",
+            "IMAP sessions that turned on COMPRESS=DEFLATE",
+            imap_compressed_sessions.clone(),
         );
         registry.register(
             "expiry_last_run_timestamp_seconds",
@@ -225,6 +233,7 @@ impl Metrics {
             expiry_accounts,
             expiry_bytes,
             expiry_last_run,
+            imap_compressed_sessions,
         }
     }
 

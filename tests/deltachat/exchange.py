@@ -5,8 +5,8 @@ spec on stdin:
 
     {"rpc_server": "<path of deltachat-rpc-server>",
      "accounts_dir": "<directory that does not exist yet>",
-     "imap": {"host": "127.0.0.1", "port": 993},
-     "smtp": {"host": "127.0.0.1", "port": 465},
+     "imap": {"host": "127.0.0.1", "port": 993[, "security": "ssl" | "starttls"]},
+     "smtp": {"host": "127.0.0.1", "port": 465[, "security": "ssl" | "starttls"]},
      "accounts": [{"addr": "...", "password": "..."}, {"addr": "...", "password": "..."}]}
 
 and prints one JSON object on stdout:
@@ -58,10 +58,10 @@ def main():
                     "password": account["password"],
                     "imapServer": spec["imap"]["host"],
                     "imapPort": spec["imap"]["port"],
-                    "imapSecurity": "ssl",
+                    "imapSecurity": spec["imap"].get("security", "ssl"),
                     "smtpServer": spec["smtp"]["host"],
                     "smtpPort": spec["smtp"]["port"],
-                    "smtpSecurity": "ssl",
+                    "smtpSecurity": spec["smtp"].get("security", "ssl"),
                     "certificateChecks": "acceptInvalidCertificates",
                 }
             )

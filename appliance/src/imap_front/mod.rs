@@ -73,6 +73,8 @@ pub struct Front {
     pub timeouts: Timeouts,
     /// Called with the account after each successful IMAP login (last-login records).
     pub on_login: Arc<dyn Fn(String) + Send + Sync>,
+    /// Counts sessions that turn on compression.
+    pub compressed_sessions: prometheus_client::metrics::counter::Counter,
     edits: [CapabilityEdit; 2],
 }
 
@@ -100,11 +102,21 @@ impl Front {
             limits,
             timeouts,
             on_login,
+            compressed_sessions: Default::default(),
             edits: [
                 session::capability_edit(false),
                 session::capability_edit(true),
             ],
         }
+    }
+
+    /// Counts the sessions that turn on compression in `counter` (a metric).
+    pub fn counting_compression(
+        mut self,
+        counter: prometheus_client::metrics::counter::Counter,
+    ) -> Front {
+        self.compressed_sessions = counter;
+        self
     }
 
     /// The capability edit, before or after COMPRESS.

@@ -774,6 +774,7 @@ impl ClientPump {
             .await;
         } else {
             self.compressing.store(true, Ordering::SeqCst);
+            self.front.compressed_sessions.inc();
             self.send(Out::StartDeflate(
                 format!("{tag} OK DEFLATE active\r\n").into_bytes(),
             ))
