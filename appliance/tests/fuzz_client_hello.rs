@@ -17,30 +17,11 @@ mod checks;
 mod runner;
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn settings() -> (Duration, u64) {
-    let seconds: f64 = match std::env::var("CHATMAIL_FUZZ_SECONDS") {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("CHATMAIL_FUZZ_SECONDS={v:?} is not a number")),
-        Err(_) => 20.0,
-    };
-    let seed = match std::env::var("CHATMAIL_FUZZ_SEED") {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("CHATMAIL_FUZZ_SEED={v:?} is not a number")),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs()),
-    };
-    (Duration::from_secs_f64(seconds), seed)
-}
 
 #[test]
 fn client_hello() {
     let name = "client_hello";
-    let (duration, seed) = settings();
+    let (duration, seed) = runner::settings_from_env();
     eprintln!(
         "{name}: seed {seed} for {duration:?} (to repeat: CHATMAIL_FUZZ_SEED={seed} \
          CHATMAIL_FUZZ_SECONDS={} cargo test -p chatmail-appliance --test fuzz_client_hello)",

@@ -8,35 +8,20 @@
 //! * `CHATMAIL_FUZZ_SEED` — the seed (default: from the clock). The seed is printed, and a
 //!   failing input saved under the target directory and named in the failure.
 
-// Belongs to the fuzz crate (its own workspace); included here as a module.
+// Both belong to the fuzz crate (its own workspace); included here as modules.
 #[allow(dead_code)]
 #[path = "../fuzz/src/imap_command.rs"]
 mod imap_command;
+#[allow(dead_code)]
+#[path = "../fuzz/src/runner.rs"]
+mod runner;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use imap_command::{check, seeds, SPECIALS};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-
-fn settings() -> (Duration, u64) {
-    let seconds: f64 = match std::env::var("CHATMAIL_FUZZ_SECONDS") {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("CHATMAIL_FUZZ_SECONDS={v:?} is not a number")),
-        Err(_) => 20.0,
-    };
-    let seed = match std::env::var("CHATMAIL_FUZZ_SEED") {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("CHATMAIL_FUZZ_SEED={v:?} is not a number")),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs()),
-    };
-    (Duration::from_secs_f64(seconds), seed)
-}
 
 fn mutate(rng: &mut StdRng, seeds: &[Vec<u8>]) -> Vec<u8> {
     let mut input = seeds[rng.gen_range(0..seeds.len())].clone();
@@ -78,7 +63,7 @@ fn mutate(rng: &mut StdRng, seeds: &[Vec<u8>]) -> Vec<u8> {
 #[test]
 fn imap_command_framer() {
     let name = "imap_command";
-    let (duration, seed) = settings();
+    let (duration, seed) = runner::settings_from_env();
     eprintln!(
         "{name}: seed {seed} for {duration:?} (to repeat: CHATMAIL_FUZZ_SEED={seed} \
          CHATMAIL_FUZZ_SECONDS={} cargo test -p chatmail-appliance --test fuzz_imap_command)",

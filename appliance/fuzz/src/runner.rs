@@ -194,6 +194,26 @@ impl std::fmt::Display for Report {
     }
 }
 
+/// The run's length and seed for the test suite: `CHATMAIL_FUZZ_SECONDS` (default 20) and
+/// `CHATMAIL_FUZZ_SEED` (default: from the clock).
+pub fn settings_from_env() -> (Duration, u64) {
+    let seconds: f64 = match std::env::var("CHATMAIL_FUZZ_SECONDS") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("CHATMAIL_FUZZ_SECONDS={v:?} is not a number")),
+        Err(_) => 20.0,
+    };
+    let seed = match std::env::var("CHATMAIL_FUZZ_SEED") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("CHATMAIL_FUZZ_SEED={v:?} is not a number")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs()),
+    };
+    (Duration::from_secs_f64(seconds), seed)
+}
+
 /// Runs `check` on every seed, then on mutated seeds until `duration` has passed, and
 /// stops at the first panic. Panics inside `check` are caught; the panic hook still
 /// prints them, so a caller that wants quiet output sets its own.
