@@ -20,6 +20,7 @@ pub mod test_ca;
 pub mod tls_client;
 pub mod tls_front;
 pub mod workspace;
+pub mod zone;
 
 /// Makes the process's HTTP clients usable: reqwest is built without a built-in TLS crypto
 /// provider (the workspace uses rustls with ring), so one is installed once per process.

@@ -190,3 +190,8 @@ pub fn visible_text(html: &str) -> String {
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// Whether the status page `body` shows the go-live phase `phase` as done.
+pub fn phase_done(body: &str, phase: &str) -> bool {
+    body.contains(&format!("data-phase=\"{phase}\" data-done=\"true\""))
+}

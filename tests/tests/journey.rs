@@ -13,13 +13,14 @@
 //! as 10.0.2.100. The portal names that directory in the image (`--relay-acme-directory`);
 //! Pebble's CA goes into /perm/chatmail/extra-args, as a tester with the card would add it.
 
+use chatmail_tests::portal_client::phase_done;
+use chatmail_tests::zone::zone_lines;
 use std::{
     cell::Cell,
     net::SocketAddr,
     time::{Duration, Instant},
 };
 
-use chatmail_dns_providers::{powerdns::PowerDns as PowerDnsApi, DnsProvider};
 use chatmail_dns_world::pdns::PowerDns;
 use chatmail_portal::images::base::Manifest as BaseManifest;
 use chatmail_tests::{
@@ -89,20 +90,6 @@ impl Phases {
         self.done.push((name.to_string(), seconds));
         self.last = Instant::now();
     }
-}
-
-async fn zone_lines(pdns: &PowerDns) -> Vec<String> {
-    let api = PowerDnsApi::new(&pdns.api_url(), pdns.api_key(), "localhost").unwrap();
-    let contents = api.read(ZONE).await.unwrap();
-    contents
-        .records
-        .iter()
-        .map(|r| format!("{} {} {}", r.name, r.data.rtype(), r.data.presentation()))
-        .collect()
-}
-
-fn phase_done(body: &str, phase: &str) -> bool {
-    body.contains(&format!("data-phase=\"{phase}\" data-done=\"true\""))
 }
 
 /// The relay's status document over its forwarded HTTPS port, trusting only `trust`.
@@ -285,7 +272,7 @@ async fn a_new_group_goes_from_sign_up_to_chatting_on_its_own_relay() {
 
     // Before the device runs, nothing of it is in DNS (the status page, open from now on,
     // probes by itself and publishes only what a proved device reports).
-    let zone_before = zone_lines(&pdns).await;
+    let zone_before = zone_lines(&pdns, ZONE).await;
     assert!(
         !zone_before
             .iter()
@@ -362,7 +349,7 @@ async fn a_new_group_goes_from_sign_up_to_chatting_on_its_own_relay() {
     }
     assert!(body.contains("id=\"join-ready\""));
     assert!(body.contains("<svg"), "the join QR code is shown");
-    let zone = zone_lines(&pdns).await;
+    let zone = zone_lines(&pdns, ZONE).await;
     let key = status["dkim"]["public_key"].as_str().unwrap();
     let account = status["acme"]["account_url"].as_str().unwrap();
     assert!(

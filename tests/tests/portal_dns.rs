@@ -3,9 +3,9 @@
 //! applying, confirming one replacement, changing the address, removing the relay, and a
 //! job that survives a dead DNS server and a killed portal.
 
+use chatmail_tests::zone::zone_lines;
 use std::{collections::BTreeSet, time::Duration};
 
-use chatmail_dns_providers::{powerdns::PowerDns as PowerDnsApi, DnsProvider};
 use chatmail_dns_world::pdns::{minimal_zone, PowerDns, PDNS_IP};
 use chatmail_tests::{
     portal::PortalCommand,
@@ -84,19 +84,6 @@ async fn connect(client: &PortalClient, group: &str, url: &str, key: &str) -> St
         )
         .await;
     client.page(&format!("/groups/{group}/setup/dns")).await
-}
-
-/// The zone as PowerDNS serves it: `name TYPE value` lines, sorted.
-async fn zone_lines(pdns: &PowerDns) -> Vec<String> {
-    let api = PowerDnsApi::new(&pdns.api_url(), pdns.api_key(), "localhost").unwrap();
-    let contents = api.read("example.org").await.unwrap();
-    let mut lines: Vec<String> = contents
-        .records
-        .iter()
-        .map(|r| format!("{} {} {}", r.name, r.data.rtype(), r.data.presentation()))
-        .collect();
-    lines.sort();
-    lines
 }
 
 fn has(lines: &[String], wanted: &str) -> bool {
@@ -183,7 +170,11 @@ async fn records_are_written_through_powerdns_and_only_ours_are_ever_changed() {
         2,
         "the foreign MX and the CNAME at www: {text}"
     );
-    assert_eq!(zone_lines(&pdns).await.len(), 4, "nothing written yet");
+    assert_eq!(
+        zone_lines(&pdns, "example.org").await.len(),
+        4,
+        "nothing written yet"
+    );
 
     // Apply without confirming: everything else is written, the foreign records stay.
     let posted = alice
@@ -195,7 +186,7 @@ async fn records_are_written_through_powerdns_and_only_ours_are_ever_changed() {
     assert!(summary
         .unwrap()
         .contains("2 record(s) of others left in place"));
-    let lines = zone_lines(&pdns).await;
+    let lines = zone_lines(&pdns, "example.org").await;
     assert!(has(&lines, "example.org A 93.184.216.34"), "{lines:?}");
     assert!(
         has(&lines, "example.org MX 10 mail.other.example."),
@@ -231,7 +222,7 @@ async fn records_are_written_through_powerdns_and_only_ours_are_ever_changed() {
         )
         .await;
     assert_eq!(finished_dns_job(&pool).await.0, "done");
-    let lines = zone_lines(&pdns).await;
+    let lines = zone_lines(&pdns, "example.org").await;
     assert!(has(&lines, "example.org MX 10 example.org."), "{lines:?}");
     assert!(
         !has(&lines, "example.org MX 10 mail.other.example."),
@@ -264,12 +255,12 @@ async fn records_are_written_through_powerdns_and_only_ours_are_ever_changed() {
         visible_text(&body)
     );
     assert!(!body.contains("id=\"dns-creates\""));
-    let before = zone_lines(&pdns).await;
+    let before = zone_lines(&pdns, "example.org").await;
     alice
         .submit(&format!("/groups/{group}/dns/apply"), &[])
         .await;
     assert_eq!(finished_dns_job(&pool).await.0, "done");
-    let after = zone_lines(&pdns).await;
+    let after = zone_lines(&pdns, "example.org").await;
     let changed: BTreeSet<&String> = before.iter().filter(|l| !after.contains(l)).collect();
     assert_eq!(changed.len(), 1, "only the A record changed: {changed:?}");
     assert!(has(&after, "example.org A 93.184.216.35"));
@@ -279,7 +270,7 @@ async fn records_are_written_through_powerdns_and_only_ours_are_ever_changed() {
         .submit(&format!("/groups/{group}/dns/remove"), &[])
         .await;
     assert_eq!(finished_dns_job(&pool).await.0, "done");
-    let lines = zone_lines(&pdns).await;
+    let lines = zone_lines(&pdns, "example.org").await;
     let mut expected = vec![
         "example.org TXT \"google-site-verification=abc123\"".to_string(),
         "ns1.example.org A 127.0.0.31".to_string(),
@@ -352,8 +343,11 @@ async fn a_job_survives_a_dead_dns_server_and_a_killed_portal() {
     let portal = command.start().await;
     let (state, summary, error) = finished_dns_job(&pool).await;
     assert_eq!(state, "done", "{error:?}");
-    assert!(summary.unwrap().starts_with("16 added") || zone_lines(&pdns).await.len() > 10);
-    let lines = zone_lines(&pdns).await;
+    assert!(
+        summary.unwrap().starts_with("16 added")
+            || zone_lines(&pdns, "example.org").await.len() > 10
+    );
+    let lines = zone_lines(&pdns, "example.org").await;
     assert!(has(&lines, "example.org A 93.184.216.34"), "{lines:?}");
     let unique: BTreeSet<&String> = lines.iter().collect();
     assert_eq!(unique.len(), lines.len(), "nothing duplicated");

@@ -8,9 +8,10 @@
 //! The relay's "public" address is 127.0.0.1 and the portal's `--probe-port-map` sends each
 //! relay port to where the test appliance listens.
 
+use chatmail_tests::portal_client::phase_done;
+use chatmail_tests::zone::zone_lines;
 use std::time::Duration;
 
-use chatmail_dns_providers::{powerdns::PowerDns as PowerDnsApi, DnsProvider};
 use chatmail_dns_world::{
     pdns::{minimal_zone, PowerDns, PDNS_IP},
     ServerSpec, World,
@@ -114,20 +115,6 @@ async fn wait_for_jobs(pool: &PgPool) {
     panic!("DNS jobs did not finish within two minutes");
 }
 
-async fn zone_lines(pdns: &PowerDns) -> Vec<String> {
-    let api = PowerDnsApi::new(&pdns.api_url(), pdns.api_key(), "localhost").unwrap();
-    let contents = api.read(DOMAIN).await.unwrap();
-    contents
-        .records
-        .iter()
-        .map(|r| format!("{} {} {}", r.name, r.data.rtype(), r.data.presentation()))
-        .collect()
-}
-
-fn phase_done(body: &str, phase: &str) -> bool {
-    body.contains(&format!("data-phase=\"{phase}\" data-done=\"true\""))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_is_proved_its_keys_are_published_and_the_relay_becomes_ready() {
     let postgres = TestPostgres::start().await;
@@ -178,7 +165,7 @@ async fn the_device_is_proved_its_keys_are_published_and_the_relay_becomes_ready
         .await;
     let alice = PortalClient::new(portal.base_url());
     let group = relay_with_dns(&alice, &pool, &pdns).await;
-    let before = zone_lines(&pdns).await;
+    let before = zone_lines(&pdns, DOMAIN).await;
     assert!(
         !before
             .iter()
@@ -199,7 +186,7 @@ async fn the_device_is_proved_its_keys_are_published_and_the_relay_becomes_ready
         portal.log()
     );
     wait_for_jobs(&pool).await;
-    let zone = zone_lines(&pdns).await;
+    let zone = zone_lines(&pdns, DOMAIN).await;
     let status = app.status().await;
     let key = status["dkim"]["public_key"].as_str().unwrap().to_string();
     let account = status["acme"]["account_url"].as_str().unwrap().to_string();
@@ -334,7 +321,7 @@ async fn a_closed_port_and_an_untrusted_certificate_are_explained_and_nothing_is
         "without a suitable resolver the page says blocklists were not checked: {text}"
     );
     wait_for_jobs(&pool).await;
-    let zone = zone_lines(&pdns).await;
+    let zone = zone_lines(&pdns, DOMAIN).await;
     assert!(
         !zone
             .iter()
