@@ -16,6 +16,7 @@ pub mod portal;
 pub mod portal_client;
 pub mod postgres;
 pub mod process;
+pub mod push_service;
 pub mod test_ca;
 pub mod tls_client;
 pub mod tls_front;

@@ -4,14 +4,17 @@
 //! pipelining, SASL, and hostile input. Needs Maddy (`appliance/scripts/install-test-deps.sh`).
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU16;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chatmail_tests::appliance::{Appliance, RunningAppliance};
 use chatmail_tests::mail_client::{Outcome, Smtp};
+use chatmail_tests::push_service;
 use chatmail_tests::tls_client::{connect_tls, Trust};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 const DOMAIN: &str = "chat.example";
@@ -152,42 +155,12 @@ fn tagged_ok(responses: &[String]) -> bool {
 
 /// A notification service on loopback answering 200; reports each body.
 async fn notification_service() -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (addr, mut requests) =
+        push_service::notification_service(Arc::new(AtomicU16::new(200))).await;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut got = Vec::new();
-                let mut buf = [0u8; 8192];
-                loop {
-                    let n = conn.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    got.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&got).to_string();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (name, value) = l.split_once(':')?;
-                            name.eq_ignore_ascii_case("content-length")
-                                .then(|| value.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        let _ = conn
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                            .await;
-                        let _ = tx.send(body.to_string());
-                        return;
-                    }
-                }
-            });
+        while let Some(request) = requests.recv().await {
+            let _ = tx.send(request.body);
         }
     });
     (addr, rx)
