@@ -103,15 +103,8 @@ impl PortalClient {
     }
 
     pub async fn sign_up(&self, email: &str, password: &str) -> Posted {
-        self.post(
-            "/signup",
-            &[
-                ("email", email),
-                ("password", password),
-                ("password_confirm", password),
-            ],
-        )
-        .await
+        self.post("/signup", &[("email", email), ("password", password)])
+            .await
     }
 
     pub async fn sign_in(&self, email: &str, password: &str) -> Posted {

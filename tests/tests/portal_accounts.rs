@@ -88,6 +88,47 @@ async fn sign_up_sign_out_and_sign_in_again() {
 }
 
 #[tokio::test]
+async fn the_start_page_signs_up_with_the_password_typed_once() {
+    let s = setup().await;
+    let visitor = PortalClient::new(s.portal.base_url());
+    // The start page carries the sign-up form (the same one as /signup), one password field.
+    for page in ["/start", "/signup"] {
+        let (_, _, body) = visitor.get(page).await;
+        assert!(body.contains("action=\"/signup\""), "{page}: {body}");
+        assert!(body.contains("name=\"password\""), "{page}");
+        assert!(!body.contains("password_confirm"), "{page}");
+    }
+    let posted = visitor
+        .post(
+            "/signup",
+            &[
+                ("next", "/groups"),
+                ("email", "bob@example.org"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(posted.location.as_deref(), Some("/groups"));
+    assert!(
+        visible_text(&visitor.page("/groups").await).contains("Welcome! Your account is ready.")
+    );
+    // A client that still sends the confirmation: a matching one is fine.
+    let older = PortalClient::new(s.portal.base_url());
+    let posted = older
+        .post(
+            "/signup",
+            &[
+                ("email", "carol@example.org"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(posted.location.as_deref(), Some("/groups"));
+    assert_eq!(count(&s.pool, "SELECT count(*) FROM accounts").await, 2);
+}
+
+#[tokio::test]
 async fn sign_in_issues_a_new_session_id() {
     let s = setup().await;
     PortalClient::new(s.portal.base_url())

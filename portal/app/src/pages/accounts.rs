@@ -4,7 +4,10 @@ use crate::components::PageTitle;
 use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_query_map};
 
-use crate::components::{CsrfField, Field, FlashMessage, WithContext};
+use crate::{
+    api::Flash,
+    components::{CsrfField, Field, FlashMessage, WithContext},
+};
 
 /// The `next` query parameter, passed on through the form.
 fn next_target() -> Signal<String> {
@@ -20,29 +23,33 @@ pub fn SignUp() -> impl IntoView {
         <section class="narrow">
             <h1>"Create an account"</h1>
             <p>"Your account lets you set up a relay with your group and come back to it later."</p>
-            <WithContext children=move |context| {
-                let flash = context.flash;
-                view! {
-                    <FlashMessage flash=flash.clone() />
-                    <form method="post" action="/signup" class="stack" novalidate>
-                        <input type="hidden" name="next" value=next.get_untracked() />
-                        <Field name="email" label="E-mail address" kind="email" required=true autocomplete="email" maxlength=254 flash=flash.clone() />
-                        <Field
-                            name="password"
-                            label="Password"
-                            kind="password"
-                            required=true
-                            autocomplete="new-password"
-                            hint="At least 10 characters. A few random words make a good password."
-                            flash=flash.clone()
-                        />
-                        <Field name="password_confirm" label="Password again" kind="password" required=true autocomplete="new-password" flash=flash.clone() />
-                        <button type="submit" class="button button-primary">"Create account"</button>
-                    </form>
-                    <p>"Have an account already? " <A href=move || format!("/signin?next={}", next.get())>"Sign in"</A></p>
-                }
-            } />
+            <WithContext children=move |context| view! { <SignUpForm next=next.get_untracked() flash=context.flash /> } />
         </section>
+    }
+}
+
+/// The sign-up form itself, on its own page and on the start page. `next` is where the
+/// new account goes once it exists.
+#[component]
+pub fn SignUpForm(next: String, flash: Flash) -> impl IntoView {
+    let sign_in = format!("/signin?next={next}");
+    view! {
+        <FlashMessage flash=flash.clone() />
+        <form method="post" action="/signup" class="stack" novalidate>
+            <input type="hidden" name="next" value=next />
+            <Field name="email" label="E-mail address" kind="email" required=true autocomplete="email" maxlength=254 flash=flash.clone() />
+            <Field
+                name="password"
+                label="Password"
+                kind="password"
+                required=true
+                autocomplete="new-password"
+                hint="At least 10 characters. A few random words make a good password."
+                flash=flash.clone()
+            />
+            <button type="submit" class="button button-primary">"Create account"</button>
+        </form>
+        <p>"Have an account already? " <A href=sign_in>"Sign in"</A></p>
     }
 }
 

@@ -4,7 +4,7 @@ use crate::components::PageTitle;
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::components::WithContext;
+use crate::{components::WithContext, pages::accounts::SignUpForm};
 
 #[component]
 pub fn Start() -> impl IntoView {
@@ -20,12 +20,12 @@ pub fn Start() -> impl IntoView {
         </ul>
         <WithContext children=|context| match context.viewer {
             Some(_) => view! { <A href="/groups" attr:class="button button-primary" attr:id="continue-button">"Go to your groups"</A> }.into_any(),
+            // Most visitors come here to begin: the sign-up form is right here.
             None => view! {
-                <p>
-                    <A href="/signup" attr:class="button button-primary" attr:id="signup-button">"Create an account"</A>
-                    " "
-                    <A href="/signin" attr:class="button">"Sign in"</A>
-                </p>
+                <section class="narrow" id="start-sign-up">
+                    <h2>"Create an account"</h2>
+                    <SignUpForm next="/groups".to_string() flash=context.flash />
+                </section>
             }
                 .into_any(),
         } />

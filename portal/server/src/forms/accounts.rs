@@ -70,8 +70,12 @@ pub async fn sign_up(
     let new_password = fields.get("password");
     if let Err(problem) = password::check_new(new_password, fields.trimmed("email")) {
         flash = flash.field("password", problem);
-    } else if new_password != fields.get("password_confirm") {
-        flash = flash.field("password_confirm", "The two passwords are not the same.");
+    } else if fields.names().any(|name| name == "password_confirm")
+        && new_password != fields.get("password_confirm")
+    {
+        // The form no longer asks twice; a client that still sends the second copy gets it
+        // checked, and the answer shows at the one password field there is.
+        flash = flash.field("password", "The two passwords are not the same.");
     }
     let Ok(email) = email else {
         return flash
