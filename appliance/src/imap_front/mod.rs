@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::push::tokens::TokenStore;
 use parser::{CapabilityEdit, Limits};
@@ -198,17 +199,23 @@ pub async fn serve(
                 };
                 let front = front.clone();
                 let token = token.clone();
-                tracker.spawn(async move {
-                    tokio::select! {
-                        _ = token.cancelled() => {}
-                        result = session::run(tcp, mode, front) => {
-                            if let Err(e) = result {
-                                tracing::debug!(%peer, "IMAP session ended: {e}");
+                let span = tracing::debug_span!("imap", %peer);
+                tracker.spawn(
+                    async move {
+                        tracing::debug!(?mode, "IMAP session starts");
+                        tokio::select! {
+                            _ = token.cancelled() => {}
+                            result = session::run(tcp, mode, front) => {
+                                match result {
+                                    Ok(()) => tracing::debug!("IMAP session ended"),
+                                    Err(e) => tracing::debug!("IMAP session ended: {e}"),
+                                }
                             }
                         }
+                        drop(permit);
                     }
-                    drop(permit);
-                });
+                    .instrument(span),
+                );
             }
             tracker.close();
             tracker.wait().await;

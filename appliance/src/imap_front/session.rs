@@ -103,6 +103,7 @@ pub async fn run(tcp: TcpStream, mode: Mode, front: Arc<Front>) -> std::io::Resu
             None => return Ok(()),
         },
     };
+    tracing::trace!("client TLS up");
     let (client_read, mut client_write) = tokio::io::split(client);
     let upstream = match tokio::time::timeout(UPSTREAM_WAIT, connect_upstream(front.upstream)).await
     {
@@ -117,6 +118,7 @@ pub async fn run(tcp: TcpStream, mode: Mode, front: Arc<Front>) -> std::io::Resu
         }
     };
     let _ = upstream.set_nodelay(true);
+    tracing::trace!("connected to Maddy");
     let (up_read, up_write) = upstream.into_split();
     let mut up_read = BufReader::with_capacity(64 << 10, up_read);
 
@@ -207,6 +209,7 @@ async fn pump_responses(
     let mut at_response_start = true;
     loop {
         read_server_line(&mut up, &mut line).await?;
+        tracing::trace!(len = line.len(), "line from Maddy");
         if line.is_empty() {
             let _ = tx.send(Out::Close(Vec::new())).await;
             return Ok(());
@@ -218,7 +221,10 @@ async fn pump_responses(
             match response_start(&out) {
                 // Counted before the client can see it, so its answer is known as one.
                 ResponseStart::Continuation => state.send_modify(|s| s.owed_lines += 1),
-                ResponseStart::Tagged { tag, ok } => completed = Some((tag.to_vec(), ok)),
+                ResponseStart::Tagged { tag, ok } => {
+                    tracing::debug!(tag = %String::from_utf8_lossy(tag), ok, "Maddy completed");
+                    completed = Some((tag.to_vec(), ok))
+                }
                 ResponseStart::Untagged => {}
             }
             if let Some(edited) = front
@@ -335,8 +341,11 @@ async fn flush(
         }
         None => w.write_all(plain).await?,
     }
+    tracing::trace!(len = plain.len(), "written to the client");
     plain.clear();
-    w.flush().await
+    w.flush().await?;
+    tracing::trace!("client flushed");
+    Ok(())
 }
 
 /// Where the client pump is within a command.
@@ -385,6 +394,7 @@ impl ClientPump {
                 }
             }
             self.upstream.flush().await?;
+            tracing::trace!("upstream flushed; reading the client");
             if let Some(inflater) = &mut self.inflater {
                 if inflater.has_pending() {
                     let mut plain = Vec::new();
@@ -410,6 +420,7 @@ impl ClientPump {
                     unreachable!()
                 }
             };
+            tracing::trace!(n, "bytes from the client");
             if n == 0 {
                 return Ok(());
             }
@@ -530,6 +541,7 @@ impl ClientPump {
                         .reject("* BAD Invalid command\r\n".into(), literal)
                         .await;
                 };
+                tracing::debug!(%tag, %name, "command");
                 if let Some(kind) = LocalCommand::of(&name) {
                     let parts = vec![Part::of_line(&line)];
                     return self.local_part(kind, parts, line.len(), literal).await;
@@ -595,6 +607,7 @@ impl ClientPump {
                 if let Some(parts) = capture {
                     self.note_login(&parts);
                 }
+                tracing::trace!(len = line.len(), "line to Maddy");
                 self.upstream.write_all(&line).await?;
             }
             Some(literal) => {
