@@ -335,7 +335,7 @@ pub async fn http(addr: SocketAddr, host: &str, method: &str, path: &str) -> Res
 }
 
 /// An IMAP string literal in quoted form.
-pub(crate) fn imap_quote(s: &str) -> String {
+pub fn imap_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 

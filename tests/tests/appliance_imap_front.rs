@@ -11,7 +11,7 @@ use std::time::Duration;
 use chatmail_tests::appliance::{Appliance, RunningAppliance};
 use chatmail_tests::mail_client::{Outcome, Smtp};
 use chatmail_tests::push_service;
-use chatmail_tests::tls_client::{connect_tls, Trust};
+use chatmail_tests::tls_client::{connect_tls, imap_quote, Trust};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,6 +21,7 @@ const DOMAIN: &str = "chat.example";
 const ALICE: &str = "alice@chat.example";
 const BOB: &str = "bob@chat.example";
 const CAROL: &str = "carol@chat.example";
+const FRANK: &str = "frank@chat.example";
 const PASSWORD: &str = "front-test-password";
 /// Guards against hangs only.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -444,6 +445,19 @@ async fn starttls_sasl_and_hostile_input() {
     let r = dave.cmd("n", "NOOP").await;
     assert!(tagged_ok(&r), "{r:?}");
     let r = carol.cmd("n", "NOOP").await;
+    assert!(tagged_ok(&r), "{r:?}");
+    // Generated passwords hold `"` and `\`: quoted with escapes, LOGIN works through the
+    // front, which learns the user from it.
+    let mut frank = Conn::tls(app.ports.imaps).await;
+    frank.response().await;
+    let password = r#"pa"ss\word-of-frank\"#;
+    let r = frank
+        .cmd("l", &format!("LOGIN {FRANK} {}", imap_quote(password)))
+        .await;
+    assert!(tagged_ok(&r), "{r:?}");
+    let r = frank
+        .cmd("g", "GETMETADATA INBOX (/private/devicetoken)")
+        .await;
     assert!(tagged_ok(&r), "{r:?}");
 
     // Silent before login: logged out, on both ports; logged in: kept.
