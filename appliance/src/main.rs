@@ -126,12 +126,11 @@ struct RunArgs {
     #[arg(long)]
     imap_loopback_port: Option<u16>,
     /// Serve IMAP through our front (993 with TLS, 143 with STARTTLS, and METADATA,
-    /// QUOTA, ID, COMPRESS) proxying to Maddy on loopback; without it Maddy serves 993
-    /// itself, without those extensions. Off by default until a LOGIN that sometimes gets
-    /// no answer through the front (two relays under load) is found.
+    /// QUOTA, ID, COMPRESS) proxying to Maddy on loopback; `--imap-front=false`: Maddy
+    /// serves 993 itself, without those extensions.
     #[arg(
         long,
-        default_value_t = false,
+        default_value_t = true,
         num_args = 0..=1,
         default_missing_value = "true",
         action = clap::ArgAction::Set

@@ -93,11 +93,11 @@ pub struct Appliance {
     starts: usize,
 }
 
-/// Whether appliances serve IMAP through the IMAP front unless a test says otherwise: no,
-/// as the appliance's default; `CHATMAIL_TEST_IMAP_FRONT=1` runs every appliance test
-/// through the front.
+/// Whether appliances serve IMAP through the IMAP front unless a test says otherwise: yes,
+/// as on the device; `CHATMAIL_TEST_IMAP_FRONT=0` runs every appliance test with Maddy
+/// serving IMAP itself.
 fn imap_front_by_default() -> bool {
-    std::env::var("CHATMAIL_TEST_IMAP_FRONT").is_ok_and(|v| v == "1" || v == "true")
+    !std::env::var("CHATMAIL_TEST_IMAP_FRONT").is_ok_and(|v| v == "0" || v == "false")
 }
 
 impl Appliance {

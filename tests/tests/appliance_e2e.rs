@@ -53,8 +53,8 @@ async fn certificate_from_pebble_then_two_delta_chat_clients_exchange_encrypted_
             });
         assert!(!chain.is_empty());
     }
-    // Maddy (or the IMAP front, at its next handshake) takes the new certificate: IMAPS
-    // and submission serve it too.
+    // The IMAP front takes the new certificate at the next handshake, and Maddy reloads the
+    // same files for submission (the appliance signals it).
     for (service, port) in [
         ("IMAPS", app.ports.imaps),
         ("submission", app.ports.submissions),
@@ -142,6 +142,35 @@ async fn certificate_from_pebble_then_two_delta_chat_clients_exchange_encrypted_
             "not end-to-end encrypted: {result}"
         );
     }
+    // Delta Chat turns on COMPRESS=DEFLATE where it is offered: the IMAP front did it.
+    assert!(
+        app.metric("chatmail_imap_compressed_sessions_total").await >= Some(2.0),
+        "no compressed IMAP session"
+    );
+
+    // 5. The same over port 143 with STARTTLS (and submission with STARTTLS on 587), with
+    // two more accounts.
+    let mut accounts = Vec::new();
+    for _ in 0..2 {
+        let json = app.https(DOMAIN, &trust, "POST", "/new").await.json();
+        accounts.push(serde_json::json!({ "addr": json["email"], "password": json["password"] }));
+    }
+    let spec = serde_json::json!({
+        "accounts_dir": work.path().join("accounts-starttls"),
+        "imap": { "host": "127.0.0.1", "port": app.ports.imap, "security": "starttls" },
+        "smtp": { "host": "127.0.0.1", "port": app.ports.submission, "security": "starttls" },
+        "accounts": accounts,
+    });
+    let result = deltachat::run_driver("exchange.py", spec, Duration::from_secs(600)).await;
+    let received = result["received"].as_array().expect("received list");
+    assert_eq!(received.len(), 2, "STARTTLS: {result}\n{}", app.log());
+    for message in received {
+        assert_eq!(
+            message["encrypted"], true,
+            "not end-to-end encrypted: {result}"
+        );
+    }
+
     // The clients' logins went through our auth service.
     assert!(app.metric("chatmail_logins_total{result=\"ok\"}").await >= Some(2.0));
     assert_eq!(app.metric("chatmail_maddy_restarts_total").await, Some(0.0));
