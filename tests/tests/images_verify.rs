@@ -570,3 +570,36 @@ async fn the_download_step_shows_each_image_and_the_imager_repository() {
     );
     assert!(s.portal.stop().await.success());
 }
+
+/// Every device the portal has an image for is offered, whatever hardware step 4 says:
+/// the chosen device's image comes first, marked, and the others follow.
+#[tokio::test]
+async fn the_download_step_offers_every_device_the_chosen_one_first() {
+    let dir = shared_temp_dir();
+    let s = set_up(dir.path()).await;
+    let step = format!("/groups/{}/setup/download", s.group);
+    for (hardware, first, second) in [
+        ("raspberry_pi", "image-rpi", "image-amd64"),
+        ("virtual_machine", "image-amd64", "image-rpi"),
+    ] {
+        sqlx::query("UPDATE relays SET hardware = $1")
+            .bind(hardware)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let html = s.client.page(&step).await;
+        let at = |id: &str| {
+            html.find(&format!("id=\"{id}\""))
+                .unwrap_or_else(|| panic!("{hardware}: no section {id}: {html}"))
+        };
+        assert!(at(first) < at(second), "{hardware}: {first} first");
+        assert!(
+            visible_text(&html).contains("For your hardware"),
+            "{hardware}"
+        );
+        for target in ["rpi", "amd64"] {
+            let href = format!("href=\"/groups/{}/download/{target}.img\"", s.group);
+            assert!(html.contains(&href), "{hardware}: no link {href}");
+        }
+    }
+}

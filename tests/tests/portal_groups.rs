@@ -759,3 +759,211 @@ async fn community_operators_manage_zones_quotas_and_groups() {
         assert!(text.contains(action), "audit log lacks {action}");
     }
 }
+
+/// The groups page starts a relay in one form: its name and address, everything else at
+/// the settings and hardware steps' defaults. Bad input is explained and makes nothing.
+#[tokio::test]
+async fn a_new_relay_from_one_form() {
+    let s = setup().await;
+    let alice = person(&s, "alice@example.org").await;
+    let groups = alice.page("/groups").await;
+    assert!(groups.contains("id=\"new-relay\""), "{groups}");
+    for field in ["domain", "ipv4", "ipv6", "name"] {
+        assert!(groups.contains(&format!("name=\"{field}\"")), "{field}");
+    }
+
+    let long_domain = format!("{}.org", "a".repeat(300));
+    let long_address = "1".repeat(100);
+    let long_name = "n".repeat(81);
+    let bad: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[
+                ("kind", "own"),
+                ("domain", "my_server.example.org"),
+                ("ipv4", "93.184.216.34"),
+            ],
+            "must not contain underscores",
+        ),
+        (
+            &[
+                ("kind", "own"),
+                ("domain", "chat.example.org"),
+                ("ipv4", "10.0.0.1"),
+            ],
+            "10.0.0.1 is a private network address",
+        ),
+        (
+            &[
+                ("kind", "own"),
+                ("domain", "chat.example.org"),
+                ("ipv4", ""),
+            ],
+            "Enter at least one public address",
+        ),
+        (
+            &[
+                ("kind", "own"),
+                ("domain", &long_domain),
+                ("ipv4", "93.184.216.34"),
+            ],
+            "at most",
+        ),
+        (
+            &[
+                ("kind", "own"),
+                ("domain", "chat.example.org"),
+                ("ipv4", &long_address),
+            ],
+            "Enter an IPv4 address like",
+        ),
+        (
+            &[
+                ("kind", "own"),
+                ("domain", "chat.example.org"),
+                ("ipv4", "93.184.216.34"),
+                ("name", &long_name),
+            ],
+            "Use at most 80 characters.",
+        ),
+        (
+            &[("domain", ""), ("ipv4", "93.184.216.34"), ("name", "")],
+            "The relay was not created",
+        ),
+    ];
+    for (fields, problem) in bad {
+        let posted = alice.submit("/groups", fields).await;
+        assert_eq!(posted.location.as_deref(), Some("/groups"), "{problem}");
+        let text = visible_text(&alice.page("/groups").await);
+        assert!(
+            text.contains("The relay was not created"),
+            "{problem}: {text}"
+        );
+        assert!(text.contains(problem), "expected {problem:?} in {text}");
+    }
+    // Without the form's token nothing happens either.
+    let posted = alice
+        .post(
+            "/groups",
+            &[
+                ("kind", "own"),
+                ("domain", "chat.example.org"),
+                ("ipv4", "93.184.216.34"),
+            ],
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        scalar::<i64>(&s.pool, "SELECT count(*) FROM groups").await,
+        0
+    );
+    assert_eq!(
+        scalar::<i64>(&s.pool, "SELECT count(*) FROM relays").await,
+        0
+    );
+
+    // Good input: group and relay at once, on to the DNS step.
+    let posted = alice
+        .submit(
+            "/groups",
+            &[
+                ("kind", "own"),
+                ("domain", "Chat.Example.org"),
+                ("ipv4", "93.184.216.34"),
+            ],
+        )
+        .await;
+    let location = posted.location.expect("a redirect");
+    let group = location
+        .strip_prefix("/groups/")
+        .and_then(|rest| rest.strip_suffix("/setup/dns"))
+        .unwrap_or_else(|| panic!("to the DNS step: {location}"))
+        .to_string();
+    let (name, domain, hardware, ipv4, config, completed): (
+        String,
+        String,
+        String,
+        String,
+        String,
+        i16,
+    ) = sqlx::query_as(
+        "SELECT g.name, r.mail_domain, r.hardware, host(r.ipv4), r.config_toml, r.completed_step \
+         FROM groups g JOIN relays r ON r.group_id = g.id",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    assert_eq!(name, "chat.example.org", "named after its relay");
+    assert_eq!(domain, "chat.example.org");
+    assert_eq!(hardware, "raspberry_pi");
+    assert_eq!(ipv4, "93.184.216.34");
+    assert!(config.contains("alice@example.org"), "contact: {config}");
+    assert!(config.contains("93.184.216.34"), "{config}");
+    assert_eq!(completed, 1, "the DNS step is still to do");
+    // The later steps stay closed until DNS is done: no skipping ahead.
+    let posted = alice
+        .submit(&format!("/groups/{group}/setup/records"), &[])
+        .await;
+    assert_eq!(
+        posted.location.as_deref(),
+        Some(format!("/groups/{group}/setup/dns").as_str())
+    );
+
+    // Once DNS is chosen, settings and hardware are done: on to the records.
+    let posted = alice
+        .submit(
+            &format!("/groups/{group}/dns/connect"),
+            &[("method", "manual")],
+        )
+        .await;
+    assert_eq!(
+        posted.location.as_deref(),
+        Some(format!("/groups/{group}/setup/records").as_str())
+    );
+    let completed: i16 = scalar(&s.pool, "SELECT completed_step FROM relays").await;
+    assert_eq!(completed, 4);
+    // They stay open for changes, showing what was saved.
+    let settings = alice.page(&format!("/groups/{group}/setup/settings")).await;
+    assert!(
+        settings.contains("value=\"alice@example.org\""),
+        "{settings}"
+    );
+    let hardware = alice.page(&format!("/groups/{group}/setup/hardware")).await;
+    assert!(hardware.contains("value=\"93.184.216.34\""), "{hardware}");
+
+    // A group made the old way (a name alone) still walks through steps 3 and 4.
+    let old = alice.create_group("Family").await;
+    alice
+        .submit(
+            &format!("/groups/{old}/setup/domain"),
+            &[("kind", "own"), ("domain", "family.example.org")],
+        )
+        .await;
+    let posted = alice
+        .submit(
+            &format!("/groups/{old}/dns/connect"),
+            &[("method", "manual")],
+        )
+        .await;
+    assert_eq!(
+        posted.location.as_deref(),
+        Some(format!("/groups/{old}/setup/settings").as_str())
+    );
+
+    // The name is taken now: a second relay cannot have it, and nothing is made.
+    alice
+        .submit(
+            "/groups",
+            &[
+                ("kind", "own"),
+                ("domain", "chat.example.org"),
+                ("ipv4", "93.184.216.34"),
+            ],
+        )
+        .await;
+    let text = visible_text(&alice.page("/groups").await);
+    assert!(text.contains("already used by another relay"), "{text}");
+    assert_eq!(
+        scalar::<i64>(&s.pool, "SELECT count(*) FROM groups").await,
+        2
+    );
+}

@@ -176,12 +176,10 @@ async fn sign_in_with_the_provider_refresh_revoke_reconnect() {
     // Access tokens live a minute, inside the portal's refresh margin: every use after
     // the sign-in refreshes them first.
     oauth.set_access_lifetime(Duration::from_secs(60));
+    // Signing up right on the start page.
     browser.open(&portal.url("/start")).await;
-    browser.click("#signup-button").await;
-    browser.wait_for_heading("Create an account").await;
     browser.fill("email", "alice@example.org").await;
     browser.fill("password", PASSWORD).await;
-    browser.fill("password_confirm", PASSWORD).await;
     browser.click("button[type=submit]").await;
     browser.wait_for_heading("Your groups").await;
     browser.fill("name", "Family").await;
@@ -327,7 +325,8 @@ async fn sign_in_with_the_provider_refresh_revoke_reconnect() {
     browser.click("#dns-reconnect-button").await;
     wait_for_path(&browser, "/authorize").await;
     browser.click("#allow").await;
-    browser.wait_for_heading("Step 3: Relay settings").await;
+    // Settings and hardware are saved already: back to the records, where the person was.
+    browser.wait_for_heading("Step 5: DNS records").await;
     browser.open(&portal.url(&dns_step)).await;
     let page = text(&browser).await;
     assert!(!page.contains("stopped working"), "{page}");
@@ -353,7 +352,7 @@ async fn sign_in_with_the_provider_refresh_revoke_reconnect() {
     let callback = answer.headers()["location"].to_str().unwrap().to_string();
     assert!(callback.starts_with(&format!("{base}/dns/oauth/callback?")));
     browser.open(&callback).await;
-    browser.wait_for_heading("Step 3: Relay settings").await;
+    browser.wait_for_heading("Step 5: DNS records").await;
     browser.open(&callback).await;
     let flash = browser.text_of("#flash").await;
     assert!(flash.contains("no sign-in under way"), "{flash}");

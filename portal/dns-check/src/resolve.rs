@@ -21,7 +21,7 @@ use hickory_net::NetError;
 use hickory_proto::op::{
     DnsRequest, DnsRequestOptions, DnsResponse, Edns, Message, Query, ResponseCode,
 };
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::config::QueryMode;
 use crate::observations::{Answer, Data, Outcome, RType, Rcode, Rr};
@@ -101,6 +101,25 @@ impl Querier {
         rtype: RType,
         flags: Flags,
     ) -> Outcome {
+        self.query_class(server, name, rtype, flags, DNSClass::IN)
+            .await
+    }
+
+    /// Asks `server` the CHAOS-class TXT question `name` (`version.bind`, `id.server`):
+    /// what software the server runs, for those that say.
+    pub async fn query_chaos(&self, server: SocketAddr, name: &str) -> Outcome {
+        self.query_class(server, name, RType::Txt, Flags::AUTHORITATIVE, DNSClass::CH)
+            .await
+    }
+
+    async fn query_class(
+        &self,
+        server: SocketAddr,
+        name: &str,
+        rtype: RType,
+        flags: Flags,
+        class: DNSClass,
+    ) -> Outcome {
         if let Some(counter) = &self.asked {
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -108,7 +127,7 @@ impl Querier {
             Ok(n) => n,
             Err(e) => return Outcome::Malformed(format!("bad name {name}: {e}")),
         };
-        let request = self.request(qname, rtype, flags);
+        let request = self.request(qname, rtype, flags, class);
         let start = Instant::now();
         let udp = match self.udp(server, request.clone()).await {
             Ok(r) => r,
@@ -127,9 +146,11 @@ impl Querier {
         }
     }
 
-    fn request(&self, qname: Name, rtype: RType, flags: Flags) -> DnsRequest {
+    fn request(&self, qname: Name, rtype: RType, flags: Flags, class: DNSClass) -> DnsRequest {
         let mut message = Message::query();
-        message.add_query(Query::query(qname, record_type(rtype)));
+        let mut query = Query::query(qname, record_type(rtype));
+        query.set_query_class(class);
+        message.add_query(query);
         message.metadata.recursion_desired = flags.recursion_desired;
         message.metadata.checking_disabled = flags.checking_disabled;
         let mut edns = Edns::new();

@@ -203,6 +203,9 @@ pub const PROVIDERS: &[KnownProvider] = &[
     p("alibaba", "Alibaba Cloud DNS", &[Below("hichina.com"), Below("alidns.com")], &[], None),
     p("dnspod", "DNSPod (Tencent Cloud)", &[Below("dnspod.net")], &[], None),
     p("contabo", "Contabo", &[Below("contabo.net")], &[], None),
+    // Self-hosted, so its name servers have any names: told by what they say they run
+    // (see [`software_provider`]); its HTTP API takes a key from pdns.conf.
+    p("powerdns", "PowerDNS", &[], &[ApiToken], None),
 ];
 
 /// The provider most of `nameservers` belong to (host names, any case, with or without
@@ -223,6 +226,17 @@ pub fn recognise(nameservers: &[String]) -> Option<KnownProvider> {
         .into_iter()
         .max_by(|(_, (a, ao)), (_, (b, bo))| a.cmp(b).then(bo.cmp(ao)))
         .map(|(index, _)| PROVIDERS[index])
+}
+
+/// The provider a name server's CHAOS `version.bind` (or `id.server`) text names, for
+/// software people run themselves: PowerDNS says "PowerDNS Authoritative Server 4.7.3 …".
+pub fn software_provider(version_text: &str) -> Option<KnownProvider> {
+    let id = if version_text.trim_start().starts_with("PowerDNS") {
+        "powerdns"
+    } else {
+        return None;
+    };
+    PROVIDERS.iter().find(|p| p.id == id).copied()
 }
 
 /// Where detection asks.
@@ -267,8 +281,17 @@ pub enum DetectError {
 /// How long to wait for each answer.
 pub const DETECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long to wait for a name server to say what software it runs.
+const SOFTWARE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Finds the zone holding `domain`, its name servers, the provider and Domain Connect.
-pub async fn detect(domain: &str, resolvers: &Resolvers) -> Result<Detection, DetectError> {
+/// Name servers whose names say nothing are asked what they run, on `nameserver_port`
+/// (53 but in tests).
+pub async fn detect(
+    domain: &str,
+    resolvers: &Resolvers,
+    nameserver_port: u16,
+) -> Result<Detection, DetectError> {
     let servers = match resolvers {
         Resolvers::Servers(s) if !s.is_empty() => s.clone(),
         Resolvers::Servers(_) => return Err(DetectError::NoResolver("none given".into())),
@@ -317,8 +340,12 @@ pub async fn detect(domain: &str, resolvers: &Resolvers) -> Result<Detection, De
         })
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
+        let provider = match recognise(&nameservers) {
+            Some(provider) => Some(provider),
+            None => software_of(&querier, &servers, &nameservers, nameserver_port).await,
+        };
         return Ok(Detection {
-            provider: recognise(&nameservers),
+            provider,
             zone: name,
             nameservers,
             domain_connect,
@@ -329,6 +356,42 @@ pub async fn detect(domain: &str, resolvers: &Resolvers) -> Result<Detection, De
     } else {
         Err(DetectError::NoAnswer)
     }
+}
+
+/// The provider named by the software of the zone's first name servers (CHAOS TXT
+/// `version.bind`, then `id.server`), if one says.
+async fn software_of(
+    querier: &Querier,
+    servers: &[SocketAddr],
+    nameservers: &[String],
+    port: u16,
+) -> Option<KnownProvider> {
+    let probe = Querier::new(SOFTWARE_TIMEOUT, 1232, QueryMode::Sequential);
+    for ns in nameservers.iter().take(2) {
+        let Some(answer) = ask(querier, servers, ns, RType::A).await else {
+            continue;
+        };
+        let Some(address) = answer.answers.iter().find_map(|r| match r.data {
+            Data::A(ip) => Some(ip),
+            _ => None,
+        }) else {
+            continue;
+        };
+        for question in ["version.bind", "id.server"] {
+            let server = SocketAddr::new(address.into(), port);
+            if let Outcome::Answer(a) = probe.query_chaos(server, question).await {
+                let named = a
+                    .answers
+                    .iter()
+                    .filter_map(|r| r.data.txt_joined())
+                    .find_map(|text| software_provider(&text));
+                if named.is_some() {
+                    return named;
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The first usable answer (NOERROR or NXDOMAIN) from the resolvers, in order.
@@ -425,6 +488,29 @@ mod tests {
             Some("cloudflare")
         );
         assert_eq!(id(&["ns1.desec.io", "a.ns.cloudflare.com"]), Some("desec"));
+    }
+
+    #[test]
+    fn software_names_powerdns() {
+        for text in [
+            "PowerDNS Authoritative Server 4.7.3 (built Jan 18 2023)",
+            " PowerDNS Recursor 5.0",
+        ] {
+            assert_eq!(
+                software_provider(text).map(|p| p.id),
+                Some("powerdns"),
+                "{text}"
+            );
+        }
+        for text in [
+            "9.18.19-1~deb12u1-Debian",
+            "Knot DNS 3.2.6",
+            "",
+            "powerdns-ish",
+            "MyPowerDNS",
+        ] {
+            assert_eq!(software_provider(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -41,7 +41,7 @@ async fn world() -> World {
 async fn finds_zone_provider_and_domain_connect() {
     let w = world().await;
     let resolvers = Resolvers::Servers(vec![w.resolver()]);
-    let d = detect("chat.example.org", &resolvers).await.unwrap();
+    let d = detect("chat.example.org", &resolvers, 53).await.unwrap();
     assert_eq!(d.zone, "example.org");
     assert_eq!(
         d.nameservers,
@@ -54,7 +54,9 @@ async fn finds_zone_provider_and_domain_connect() {
     );
 
     // A name that does not exist yet, two levels below the zone.
-    let d = detect("new.chat.example.org.", &resolvers).await.unwrap();
+    let d = detect("new.chat.example.org.", &resolvers, 53)
+        .await
+        .unwrap();
     assert_eq!(d.zone, "example.org");
 }
 
@@ -62,7 +64,7 @@ async fn finds_zone_provider_and_domain_connect() {
 async fn unknown_provider_and_aliased_domain_connect() {
     let w = world().await;
     let resolvers = Resolvers::Servers(vec![w.resolver()]);
-    let d = detect("selfhosted.org", &resolvers).await.unwrap();
+    let d = detect("selfhosted.org", &resolvers, 53).await.unwrap();
     assert_eq!(d.zone, "selfhosted.org");
     assert_eq!(d.nameservers, ["ns1.selfhosted.org"]);
     assert_eq!(d.provider, None);
@@ -77,7 +79,7 @@ async fn unregistered_and_unreachable() {
     let w = world().await;
     let resolvers = Resolvers::Servers(vec![w.resolver()]);
     assert_eq!(
-        detect("chat.unregistered.org", &resolvers).await,
+        detect("chat.unregistered.org", &resolvers, 53).await,
         Err(DetectError::NotFound("chat.unregistered.org".into()))
     );
     // A resolver that does not answer.
@@ -89,12 +91,27 @@ async fn unregistered_and_unreachable() {
     let silent = Resolvers::Servers(vec![format!("127.0.0.1:{port}").parse().unwrap()]);
     let started = std::time::Instant::now();
     assert_eq!(
-        detect("chat.example.org", &silent).await,
+        detect("chat.example.org", &silent, 53).await,
         Err(DetectError::NoAnswer)
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
     assert!(matches!(
-        detect("x.example.org", &Resolvers::Servers(vec![])).await,
+        detect("x.example.org", &Resolvers::Servers(vec![]), 53).await,
         Err(DetectError::NoResolver(_))
     ));
+}
+
+/// A self-hosted PowerDNS (the real server, from `chatmail-dns-world`): its name server's
+/// name says nothing, its CHAOS `version.bind` answer names it.
+#[tokio::test]
+async fn powerdns_is_told_by_its_version_answer() {
+    let mut pdns = chatmail_dns_world::pdns::PowerDns::start().await;
+    pdns.create_zone("example.org");
+    let resolvers = Resolvers::Servers(vec![pdns.dns_addr()]);
+    let d = detect("chat.example.org", &resolvers, pdns.dns_addr().port())
+        .await
+        .unwrap();
+    assert_eq!(d.zone, "example.org");
+    assert_eq!(d.nameservers, ["ns1.example.org"]);
+    assert_eq!(d.provider.map(|p| p.id), Some("powerdns"));
 }

@@ -76,7 +76,10 @@ impl Backend for PortalBackend {
             .await
             .map_err(db_error)?;
         let settings = db::operator::settings(pool).await.map_err(db_error)?;
+        let zones = db::operator::enabled_zones(pool).await.map_err(db_error)?;
         Ok(MyGroups {
+            free_zones: free_zones(zones),
+            visitor_ip: public_visitor_ip(request),
             groups: rows
                 .into_iter()
                 .map(|row| GroupSummary {
@@ -302,13 +305,7 @@ impl PortalBackend {
                 };
                 StepData::Domain {
                     mail_domain: relay.mail_domain.as_deref().map(unicode),
-                    free_zones: zones
-                        .into_iter()
-                        .map(|(id, zone)| FreeZone {
-                            id: id.to_string(),
-                            zone: unicode(&zone),
-                        })
-                        .collect(),
+                    free_zones: free_zones(zones),
                     free_label,
                     free_zone_id: relay.free_zone_id.map(|id| id.to_string()),
                 }
@@ -337,7 +334,12 @@ impl PortalBackend {
                         None => Resolvers::System,
                     };
                     let mut detected_id = None;
-                    let detection = detect(domain.as_str(), &resolvers).await;
+                    let detection = detect(
+                        domain.as_str(),
+                        &resolvers,
+                        self.state.settings.dns.nameserver_port,
+                    )
+                    .await;
                     let domain_connect = match &detection {
                         Ok(found) => crate::forms::dns_domain_connect::offer_for(
                             &self.state,
@@ -352,6 +354,7 @@ impl PortalBackend {
                         Ok(found) => (
                             found.nameservers,
                             found.provider.map(|p| DetectedProvider {
+                                id: p.id.to_string(),
                                 name: {
                                     detected_id = Some(p.id);
                                     p.name.to_string()
@@ -378,24 +381,16 @@ impl PortalBackend {
             }
             SetupStep::Settings => {
                 let domain = domain.ok_or(AppError::NotFound)?;
-                let mut form = settings_form(&relay_config::load_or_new(relay, domain));
-                form.updates_offered = self.state.settings.update_source.is_some();
-                // Most groups are run by whoever sets them up: offer their own address (shown
-                // in the field, so it is a choice, not a surprise on the privacy page).
-                if form.contact_mail.is_empty() {
-                    if let Some(viewer) = request.extensions.get::<CurrentAccount>() {
-                        form.contact_mail = viewer.email.clone();
-                    }
-                }
-                StepData::Settings(form)
+                let viewer = request.extensions.get::<CurrentAccount>();
+                StepData::Settings(prefilled_settings(
+                    &self.state,
+                    relay,
+                    domain,
+                    viewer.map(|v| v.email.as_str()),
+                ))
             }
             SetupStep::Hardware => {
-                let visitor_ip = request
-                    .extensions
-                    .get::<ClientIp>()
-                    .map(|ip| ip.0)
-                    .filter(|ip| check_public(*ip).is_ok())
-                    .map(|ip: IpAddr| ip.to_string());
+                let visitor_ip = public_visitor_ip(request);
                 StepData::Hardware {
                     hardware: relay.hardware.as_deref().and_then(Hardware::parse),
                     ipv4: relay.ipv4.clone(),
@@ -483,6 +478,25 @@ fn unicode(domain: &str) -> String {
         .unwrap_or_else(|_| domain.to_string())
 }
 
+/// The settings step's form as it first shows: the saved settings or chatmail's defaults.
+pub(crate) fn prefilled_settings(
+    state: &AppState,
+    relay: &RelayRow,
+    domain: MailDomain,
+    viewer_email: Option<&str>,
+) -> SettingsForm {
+    let mut form = settings_form(&relay_config::load_or_new(relay, domain));
+    form.updates_offered = state.settings.update_source.is_some();
+    // Most groups are run by whoever sets them up: offer their own address (shown in the
+    // field, so it is a choice, not a surprise on the privacy page).
+    if form.contact_mail.is_empty() {
+        if let Some(email) = viewer_email {
+            form.contact_mail = email.to_string();
+        }
+    }
+    form
+}
+
 fn settings_form(config: &RelayConfig) -> SettingsForm {
     let text = |value: &Option<chatmail_shared::config::FreeText>| {
         value
@@ -511,6 +525,28 @@ fn settings_form(config: &RelayConfig) -> SettingsForm {
         update_checks: config.updates.enabled,
         updates_offered: false,
     }
+}
+
+/// The zones offered for free names, for a domain choice.
+fn free_zones(zones: Vec<(Uuid, String)>) -> Vec<FreeZone> {
+    zones
+        .into_iter()
+        .map(|(id, zone)| FreeZone {
+            id: id.to_string(),
+            zone: unicode(&zone),
+        })
+        .collect()
+}
+
+/// The visitor's own address when it is public: most relays run where their owner sits
+/// (a Raspberry Pi at home), so it makes a good first guess for the relay's address.
+fn public_visitor_ip(request: &Parts) -> Option<String> {
+    request
+        .extensions
+        .get::<ClientIp>()
+        .map(|ip| ip.0)
+        .filter(|ip| check_public(*ip).is_ok())
+        .map(|ip: IpAddr| ip.to_string())
 }
 
 /// The relay's DNS plan as rows for the records step.

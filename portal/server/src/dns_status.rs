@@ -21,6 +21,8 @@ pub const STALE_AFTER: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct DnsSettings {
     pub resolver: Option<SocketAddr>,
+    /// The port authoritative name servers answer on (53 but in tests).
+    pub nameserver_port: u16,
     checker: Result<Arc<Checker>, String>,
 }
 
@@ -37,7 +39,11 @@ impl DnsSettings {
         if let Err(err) = &checker {
             tracing::warn!("DNS checks are not possible: {err}");
         }
-        DnsSettings { resolver, checker }
+        DnsSettings {
+            resolver,
+            nameserver_port,
+            checker,
+        }
     }
 
     fn checker(&self) -> Result<&Checker, &str> {

@@ -42,6 +42,10 @@ impl Flash {
     }
 }
 
+/// A flash value the records step gets right after the person asked for the records to be
+/// written: the page then goes on to the next step by itself once they are.
+pub const CONTINUE_WHEN_WRITTEN: &str = "continue_when_written";
+
 /// What every page needs: who is looking, and the message from the last form.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageContext {
@@ -96,6 +100,12 @@ pub struct MyGroups {
     pub groups: Vec<GroupSummary>,
     /// How many groups one person may own on this portal.
     pub limit: u32,
+    /// Zones offered for free names, for the new relay's name.
+    #[serde(default)]
+    pub free_zones: Vec<FreeZone>,
+    /// The visitor's address when it is public: the new relay's address, prefilled.
+    #[serde(default)]
+    pub visitor_ip: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,6 +287,9 @@ pub struct PlannedRecordRow {
 /// A DNS provider recognised from the domain's name servers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectedProvider {
+    /// The provider's id, e.g. `cloudflare` or `powerdns`.
+    #[serde(default)]
+    pub id: String,
     pub name: String,
     /// How the provider lets others write records (e.g. "API token", "Domain Connect").
     pub methods: Vec<String>,

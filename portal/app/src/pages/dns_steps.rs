@@ -44,9 +44,15 @@ pub fn ConnectStep(
     }
     let connect = format!("/groups/{group_id}/dns/connect");
     let done = connection.is_some() || matches!(mode.as_deref(), Some("manual" | "domain_connect"));
-    let supported = provider
+    // Self-hosted software detected: its own form (below) is the way to connect.
+    let self_hosted = provider
         .as_ref()
-        .is_some_and(|p| choices.iter().any(|c| c.detected && c.name == p.name));
+        .map(|p| p.id.clone())
+        .filter(|id| SELF_HOSTED_FORMS.contains(&id.as_str()));
+    let supported = self_hosted.is_some()
+        || provider
+            .as_ref()
+            .is_some_and(|p| choices.iter().any(|c| c.detected && c.name == p.name));
     let (detected_choices, other_choices): (Vec<ProviderChoice>, Vec<ProviderChoice>) =
         choices.iter().cloned().partition(|c| c.detected);
     let reconnect_choice = connection
@@ -146,7 +152,7 @@ pub fn ConnectStep(
                 <ProviderChoiceForm choice group_id=group_id.clone() action=connect.clone() csrf=csrf.clone() flash=flash.clone() />
             }).collect_view()}
         </div>
-        <ProviderForms action=connect.clone() csrf=csrf.clone() flash=flash.clone() by_hand=true />
+        <ProviderForms action=connect.clone() csrf=csrf.clone() flash=flash.clone() by_hand=true detected=self_hosted />
         {(!other_choices.is_empty()).then(|| view! {
             <h3>"Other DNS providers"</h3>
             <div class="provider-choices" id="provider-choices">
@@ -261,11 +267,21 @@ fn token_form(
     }
 }
 
+/// Detected software with a form of its own in [`ProviderForms`].
+const SELF_HOSTED_FORMS: &[&str] = &["powerdns"];
+
 /// The ways to connect a DNS provider, each a form of its own that posts to `action`
-/// (`by_hand` adds "I will enter the records myself").
+/// (`by_hand` adds "I will enter the records myself"). The form last sent, or else the
+/// detected software's (`detected`, e.g. `powerdns`), shows open.
 #[component]
-pub fn ProviderForms(action: String, csrf: String, flash: Flash, by_hand: bool) -> impl IntoView {
-    let chosen = flash.value_of("method");
+pub fn ProviderForms(
+    action: String,
+    csrf: String,
+    flash: Flash,
+    by_hand: bool,
+    #[prop(default = None)] detected: Option<String>,
+) -> impl IntoView {
+    let chosen = flash.value_of("method").or(detected);
     let open = |method: &str| chosen.as_deref() == Some(method);
     let connect = action;
     view! {
@@ -380,10 +396,26 @@ pub fn RecordsStep(
     preview: Option<DiffView>,
     preview_problem: Option<String>,
     job: Option<JobView>,
+    /// The person just asked for the records to be written: once they are, go on by itself.
+    continue_when_done: bool,
     action: String,
     csrf: String,
     group_id: String,
 ) -> impl IntoView {
+    let written = job
+        .as_ref()
+        .is_some_and(|job| job.state == "done" && job.action == "apply");
+    let continue_form = NodeRef::<leptos::html::Form>::new();
+    if continue_when_done && written {
+        // In the browser only, once the form is on the page: the same post as its button,
+        // so the step is marked done alike.
+        Effect::new(move |_| {
+            if let Some(_form) = continue_form.get() {
+                #[cfg(feature = "hydrate")]
+                let _ = _form.submit();
+            }
+        });
+    }
     let busy = job
         .as_ref()
         .is_some_and(|job| matches!(job.state.as_str(), "pending" | "running"));
@@ -404,7 +436,7 @@ pub fn RecordsStep(
     }
     let table = record_table(&mail_domain, records.clone());
     let continue_form = view! {
-        <form method="post" action=action.clone()>
+        <form method="post" action=action.clone() node_ref=continue_form>
             <CsrfField token=csrf.clone() />
             <button type="submit" class="button button-primary" id="records-continue">
                 {if mode.as_deref() == Some("manual") { "I have entered these records" } else { "Continue" }}

@@ -5,8 +5,12 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
-    api::{load_group_page, load_my_groups, GroupPage, InviteState, Role, SetupStep, Viewer},
+    api::{
+        load_group_page, load_my_groups, Flash, FreeZone, GroupPage, InviteState, Role, SetupStep,
+        Viewer,
+    },
     components::{CopyButton, CsrfField, Field, FlashMessage, LoadError, WithContext},
+    pages::relay_fields::{AddressFields, DomainChoice},
 };
 
 fn progress_text(completed: u8) -> String {
@@ -71,7 +75,7 @@ pub fn Groups() -> impl IntoView {
                                                 </ul>
                                             }.into_any()
                                         }}
-                                        {viewer.map(|viewer| view! { <CreateGroup viewer flash=flash.clone() limit=mine.limit /> })}
+                                        {viewer.map(|viewer| view! { <CreateGroup viewer flash=flash.clone() limit=mine.limit free_zones=mine.free_zones.clone() visitor_ip=mine.visitor_ip.clone() /> })}
                                     }.into_any()
                                 }
                             }
@@ -83,15 +87,27 @@ pub fn Groups() -> impl IntoView {
     }
 }
 
+/// Starts a group with its relay in one go: the relay's name and address, everything else at
+/// chatmail's defaults (changeable in the wizard). A group name alone still works: the
+/// wizard then asks for the relay's name first.
 #[component]
-fn CreateGroup(viewer: Viewer, flash: crate::api::Flash, limit: u32) -> impl IntoView {
+fn CreateGroup(
+    viewer: Viewer,
+    flash: Flash,
+    limit: u32,
+    free_zones: Vec<FreeZone>,
+    visitor_ip: Option<String>,
+) -> impl IntoView {
     view! {
-        <h2>"Create a group"</h2>
-        <form method="post" action="/groups" class="stack" novalidate>
+        <h2>"Start a new relay"</h2>
+        <p>"Your relay gets its own group: the people you invite set it up and run it with you."</p>
+        <form method="post" action="/groups" class="stack" novalidate id="new-relay">
             <CsrfField token=viewer.csrf />
-            <Field name="name" label="Group name" required=true maxlength=80 hint="For example \u{201c}Family\u{201d}. Only members see it." flash />
-            <button type="submit" class="button button-primary">"Create group"</button>
-            <p class="hint">{format!("You can own up to {limit} group(s) on this portal.")}</p>
+            <DomainChoice free_zones own_domain=None free_label=None free_zone_id=None flash=flash.clone() />
+            <AddressFields ipv4=None ipv6=None visitor_ip flash=flash.clone() />
+            <Field name="name" label="Group name (optional)" maxlength=80 hint="Only members see it. Without one, the group is called after its relay." flash />
+            <button type="submit" class="button button-primary">"Create relay"</button>
+            <p class="hint">{format!("You can own up to {limit} group(s) on this portal. The relay starts with chatmail's default settings on a Raspberry Pi; the setup steps let you change both.")}</p>
         </form>
     }
 }

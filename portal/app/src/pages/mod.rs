@@ -8,6 +8,7 @@ mod invite;
 mod landing;
 mod not_found;
 mod operator;
+mod relay_fields;
 mod setup;
 mod start;
 pub mod status;

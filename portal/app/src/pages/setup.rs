@@ -6,8 +6,12 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_params_map};
 
 use crate::{
-    api::{load_setup_page, Flash, Hardware, SetupPage, SetupStep, StepData, Viewer},
+    api::{
+        load_setup_page, Flash, Hardware, SetupPage, SetupStep, StepData, Viewer,
+        CONTINUE_WHEN_WRITTEN,
+    },
     components::{CsrfField, Field, FlashMessage, LoadError, SetupProgress, WithContext},
+    pages::relay_fields::{AddressFields, DomainChoice},
 };
 
 #[component]
@@ -98,44 +102,13 @@ fn step_form(
 ) -> AnyView {
     match data {
         StepData::Domain { mail_domain, free_zones, free_label, free_zone_id } => {
-            let chosen_kind = flash
-                .value_of("kind")
-                .unwrap_or_else(|| if free_label.is_some() { "free".into() } else { "own".into() });
-            let own_value = if free_label.is_some() { None } else { mail_domain.clone() };
-            let selected_zone = flash.value_of("zone").or(free_zone_id);
-            let offers_free = !free_zones.is_empty();
+            let own_domain = if free_label.is_some() { None } else { mail_domain.clone() };
             view! {
                 <p>"Every address on your relay ends in this name, like " <code>"k7xq2vzm3@chat.example.org"</code> ". Choose it carefully: changing it later means new addresses for everyone."</p>
                 {mail_domain.clone().map(|domain| view! { <p>"Current name: " <strong id="current-domain">{domain}</strong></p> })}
                 <form method="post" action=action class="stack" novalidate>
                     <CsrfField token=csrf />
-                    <fieldset>
-                        <legend>"Which name?"</legend>
-                        <div class="choice">
-                            <input type="radio" id="kind-own" name="kind" value="own" checked=chosen_kind == "own" />
-                            <label for="kind-own">"A domain I own (or a subdomain of it)"</label>
-                        </div>
-                        <Field name="domain" label="Domain" value=own_value.unwrap_or_default() maxlength=253 hint="For example chat.example.org. International names (IDN) work too." flash=flash.clone() />
-                        {offers_free.then(|| view! {
-                            <div class="choice">
-                                <input type="radio" id="kind-free" name="kind" value="free" checked=chosen_kind == "free" />
-                                <label for="kind-free">"A free name from this portal (no domain needed)"</label>
-                            </div>
-                            <div class="inline-fields">
-                                <Field name="label" label="Name" value=free_label.clone().unwrap_or_default() maxlength=40 hint="3 to 40 letters, digits or hyphens." flash=flash.clone() />
-                                <div class="field">
-                                    <label for="field-zone">"Under"</label>
-                                    <select id="field-zone" name="zone">
-                                        {free_zones.iter().map(|zone| view! {
-                                            <option value=zone.id.clone() selected=selected_zone.as_deref() == Some(zone.id.as_str())>{format!(".{}", zone.zone)}</option>
-                                        }).collect_view()}
-                                    </select>
-                                </div>
-                            </div>
-                        })}
-                        {flash.error_for("kind").map(|e| view! { <p class="field-error">{e}</p> })}
-                        {flash.error_for("zone").map(|e| view! { <p class="field-error">{e}</p> })}
-                    </fieldset>
+                    <DomainChoice free_zones own_domain free_label free_zone_id flash=flash.clone() />
                     {continue_button("Save and continue")}
                 </form>
             }
@@ -196,8 +169,6 @@ fn step_form(
         .into_any(),
         StepData::Hardware { hardware, ipv4, ipv6, visitor_ip } => {
             let chosen = flash.value_of("hardware").as_deref().and_then(Hardware::parse).or(hardware);
-            let suggested_v4 = visitor_ip.as_ref().filter(|ip| !ip.contains(':')).cloned();
-            let suggested_v6 = visitor_ip.as_ref().filter(|ip| ip.contains(':')).cloned();
             view! {
                 <form method="post" action=action class="stack" novalidate>
                     <CsrfField token=csrf />
@@ -213,23 +184,22 @@ fn step_form(
                         </div>
                         {flash.error_for("hardware").map(|e| view! { <p class="field-error">{e}</p> })}
                     </fieldset>
-                    {visitor_ip.clone().map(|ip| view! {
-                        <p class="hint" id="visitor-ip">{format!("Your internet connection's address right now is {ip}. If the relay runs at home, that is usually its address too.")}</p>
-                    })}
-                    <Field name="ipv4" label="Public IPv4 address" value=ipv4.or(suggested_v4).unwrap_or_default() maxlength=15 hint="For a VPS: shown in your provider's control panel." flash=flash.clone() />
-                    <Field name="ipv6" label="Public IPv6 address (optional)" value=ipv6.or(suggested_v6).unwrap_or_default() maxlength=39 flash=flash.clone() />
+                    <AddressFields ipv4 ipv6 visitor_ip flash=flash.clone() />
                     {continue_button("Save and continue")}
                 </form>
             }
             .into_any()
         }
-        StepData::Records { mail_domain, records, mode, connection, preview, preview_problem, job } => view! {
-            <crate::pages::dns_steps::RecordsStep
-                mail_domain records mode connection preview preview_problem job
-                action csrf group_id
-            />
+        StepData::Records { mail_domain, records, mode, connection, preview, preview_problem, job } => {
+            let continue_when_done = flash.value_of(CONTINUE_WHEN_WRITTEN).is_some();
+            view! {
+                <crate::pages::dns_steps::RecordsStep
+                    mail_domain records mode connection preview preview_problem job continue_when_done
+                    action csrf group_id
+                />
+            }
+            .into_any()
         }
-        .into_any(),
         StepData::Download(data) => view! {
             <crate::pages::download::DownloadView data action csrf group_id />
         }

@@ -115,9 +115,11 @@ pub async fn set_domain(
     }
 }
 
+/// Stores the settings; the wizard marks its step done (a relay made with defaults has them
+/// before its DNS step).
 pub async fn set_config(pool: &PgPool, group: Uuid, config_toml: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE relays SET config_toml = $2, completed_step = GREATEST(completed_step, 3), updated_at = now() \
+        "UPDATE relays SET config_toml = $2, updated_at = now() \
          WHERE group_id = $1",
     )
     .bind(group)
@@ -127,6 +129,7 @@ pub async fn set_config(pool: &PgPool, group: Uuid, config_toml: &str) -> Result
     .map(|_| ())
 }
 
+/// Stores the device and its addresses; as with the settings, the wizard marks the step done.
 pub async fn set_hardware(
     pool: &PgPool,
     group: Uuid,
@@ -137,8 +140,7 @@ pub async fn set_hardware(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE relays SET hardware = $2, ipv4 = $3::inet, ipv6 = $4::inet, \
-                config_toml = coalesce($5, config_toml), \
-                completed_step = GREATEST(completed_step, 4), updated_at = now() \
+                config_toml = coalesce($5, config_toml), updated_at = now() \
          WHERE group_id = $1",
     )
     .bind(group)

@@ -26,6 +26,7 @@ use chatmail_dns_providers::{
     oauth::{CallbackParams, OAuthProvider, PendingAuth},
     rfc2136::TsigAlgorithm,
 };
+use chatmail_portal_app::api::CONTINUE_WHEN_WRITTEN;
 use chatmail_shared::DnsPlan;
 use tower_sessions::Session;
 use uuid::Uuid;
@@ -368,14 +369,14 @@ pub async fn connect(
             .redirect(&session, &back)
             .await;
     };
-    let next = format!("/groups/{group}/setup/settings");
     if fields.get("method") == "manual" {
         if let Err(err) = db::dns::set_mode(&state.pool, access.group, "manual").await {
             return internal(err);
         }
-        if let Err(err) = db::relays::complete_step(&state.pool, access.group, 2).await {
-            return internal(err);
-        }
+        let next = match super::setup::finish_dns_step(&state.pool, access.group).await {
+            Ok(next) => format!("/groups/{group}/setup/{}", next.slug()),
+            Err(err) => return internal(err),
+        };
         db::audit::record(
             &state.pool,
             Some(access.account.id),
@@ -517,9 +518,10 @@ pub(super) async fn keep_connection(
     if let Err(err) = saved {
         return internal(err);
     }
-    if let Err(err) = db::relays::complete_step(&state.pool, group, 2).await {
-        return internal(err);
-    }
+    let next = match super::setup::finish_dns_step(&state.pool, group).await {
+        Ok(next) => next,
+        Err(err) => return internal(err),
+    };
     db::audit::record(
         &state.pool,
         Some(account),
@@ -532,7 +534,7 @@ pub(super) async fn keep_connection(
     FlashBuilder::success(format!(
         "Connected: {label}, zone {zone}. Nothing is written until you confirm the changes."
     ))
-    .redirect(session, &format!("/groups/{group}/setup/settings"))
+    .redirect(session, &format!("/groups/{group}/setup/{}", next.slug()))
     .await
 }
 
@@ -823,9 +825,11 @@ async fn queue(
             } else {
                 "Writing the records to your DNS. This page shows when it is done."
             };
-            FlashBuilder::success(message)
-                .redirect(&session, &back)
-                .await
+            let mut flash = FlashBuilder::success(message);
+            if action == "apply" {
+                flash = flash.value(CONTINUE_WHEN_WRITTEN, "yes");
+            }
+            flash.redirect(&session, &back).await
         }
         Ok(false) => {
             FlashBuilder::error(

@@ -121,7 +121,13 @@ pub async fn offer(state: &AppState, domain: &str) -> Option<Offer> {
     if !state.dns_providers.domain_connect_configured() {
         return None;
     }
-    let found = detect(domain, &resolvers(state)).await.ok()?;
+    let found = detect(
+        domain,
+        &resolvers(state),
+        state.settings.dns.nameserver_port,
+    )
+    .await
+    .ok()?;
     offer_for(state, &found.zone, found.domain_connect.as_deref()).await
 }
 
@@ -145,9 +151,10 @@ pub(super) async fn choose(
     if let Err(err) = db::dns::set_mode(&state.pool, group, "domain_connect").await {
         return internal(err);
     }
-    if let Err(err) = db::relays::complete_step(&state.pool, group, 2).await {
-        return internal(err);
-    }
+    let next = match super::setup::finish_dns_step(&state.pool, group).await {
+        Ok(next) => next,
+        Err(err) => return internal(err),
+    };
     let name = offer.name();
     db::audit::record(
         &state.pool,
@@ -161,7 +168,7 @@ pub(super) async fn choose(
     FlashBuilder::success(format!(
         "{name} will write the records: in the records step, one button opens {name}'s page to confirm them."
     ))
-    .redirect(session, &format!("/groups/{group}/setup/settings"))
+    .redirect(session, &format!("/groups/{group}/setup/{}", next.slug()))
     .await
 }
 

@@ -8,7 +8,7 @@ use axum::{
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::{check_token, internal, see_other, signed_in, FlashBuilder, FormFields};
+use super::{check_token, internal, see_other, setup, signed_in, FlashBuilder, FormFields};
 use crate::{
     auth::{ClientIp, CurrentAccount},
     db::{
@@ -97,41 +97,143 @@ pub async fn create(
     if let Err(refused) = check_token(&account, &fields) {
         return refused;
     }
+    // The form names the relay (and so the group) at once; a name alone makes only the group,
+    // as before, and its relay is named in the wizard's first step.
+    let names_relay = !fields.trimmed("domain").is_empty()
+        || !fields.trimmed("label").is_empty()
+        || fields.trimmed("name").is_empty() && fields.names().any(|n| n == "domain");
+    if !names_relay {
+        return create_group_only(&state, &session, &account, ip, &fields).await;
+    }
+    let refused = |problems: Vec<(&'static str, String)>| {
+        let mut flash = FlashBuilder::error(
+            "The relay was not created. Please correct the fields marked below.",
+        );
+        for (field, problem) in problems {
+            flash = flash.field(field, problem);
+        }
+        flash.keep(&fields, NEW_RELAY_FIELDS)
+    };
+    // Everything is checked before anything is made, so a refusal leaves nothing behind.
+    let mut problems = Vec::new();
+    let name = match fields.trimmed("name") {
+        "" => None,
+        text => match parse_name(text) {
+            Ok(name) => Some(name),
+            Err(problem) => {
+                problems.push(("name", problem.to_string()));
+                None
+            }
+        },
+    };
+    let choice = match setup::choose_domain(&state, Uuid::nil(), &fields).await {
+        Ok(Ok(choice)) => Some(choice),
+        Ok(Err(problem)) => {
+            problems.push(problem);
+            None
+        }
+        Err(err) => return internal(err),
+    };
+    let addresses = match setup::parse_addresses(&fields) {
+        Ok(addresses) => Some(addresses),
+        Err(more) => {
+            problems.extend(more);
+            None
+        }
+    };
+    let (Some((domain, free_zone)), Some((ipv4, ipv6)), true) =
+        (choice, addresses, problems.is_empty())
+    else {
+        return refused(problems).redirect(&session, "/groups").await;
+    };
+    let name = name.unwrap_or_else(|| domain.to_unicode());
+    let group = match created_group(&state, &session, &account, ip, &name).await {
+        Ok(group) => group,
+        Err(response) => return response,
+    };
+    let domain_step = format!("/groups/{group}/setup/domain");
+    match db::relays::set_domain(&state.pool, group, domain.as_str(), free_zone).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return FlashBuilder::error("Someone took this name a moment ago. Choose another.")
+                .redirect(&session, &domain_step)
+                .await
+        }
+        Err(err) => return internal(err),
+    }
+    match setup::save_prefilled_steps(&state, group, &account.email, ipv4, ipv6).await {
+        Ok(Ok(())) => {}
+        Ok(Err(flash)) => return flash.redirect(&session, &domain_step).await,
+        Err(err) => return internal(err),
+    }
+    FlashBuilder::success(format!(
+        "Relay {} created with chatmail's default settings. Next, connect your DNS.",
+        domain.to_unicode()
+    ))
+    .redirect(&session, &format!("/groups/{group}/setup/dns"))
+    .await
+}
+
+/// The fields of the new-relay form shown again after a refusal.
+const NEW_RELAY_FIELDS: &[&str] = &["name", "kind", "domain", "label", "zone", "ipv4", "ipv6"];
+
+/// A group without a relay name yet: the wizard's first step asks for it.
+async fn create_group_only(
+    state: &AppState,
+    session: &Session,
+    account: &CurrentAccount,
+    ip: std::net::IpAddr,
+    fields: &FormFields,
+) -> Response {
     let name = match parse_name(fields.get("name")) {
         Ok(name) => name,
         Err(problem) => {
             return FlashBuilder::error("The group was not created.")
                 .field("name", problem)
-                .keep(&fields, &["name"])
-                .redirect(&session, "/groups")
+                .keep(fields, &["name"])
+                .redirect(session, "/groups")
                 .await
         }
     };
-    match db::groups::create(&state.pool, account.id, &name).await {
+    match created_group(state, session, account, ip, &name).await {
+        Ok(group) => {
+            FlashBuilder::success(format!(
+                "Group \u{201c}{name}\u{201d} created. First, choose a name for its relay."
+            ))
+            .redirect(session, &format!("/groups/{group}/setup/domain"))
+            .await
+        }
+        Err(response) => response,
+    }
+}
+
+/// Makes the group (within the per-person limit) and records it.
+async fn created_group(
+    state: &AppState,
+    session: &Session,
+    account: &CurrentAccount,
+    ip: std::net::IpAddr,
+    name: &str,
+) -> Result<Uuid, Response> {
+    match db::groups::create(&state.pool, account.id, name).await {
         Ok(Ok(group)) => {
             db::audit::record(
                 &state.pool,
                 Some(account.id),
                 Some(group),
                 "group.created",
-                &name,
+                name,
                 Some(ip),
             )
             .await;
-            FlashBuilder::success(format!(
-                "Group \u{201c}{name}\u{201d} created. First, choose a name for its relay."
-            ))
-            .redirect(&session, &format!("/groups/{group}/setup/domain"))
-            .await
+            Ok(group)
         }
-        Ok(Err(CreateRefused::Limit(limit))) => {
-            FlashBuilder::error(format!(
-                "You already own {limit} group(s), the most this portal allows per person."
-            ))
-            .redirect(&session, "/groups")
-            .await
-        }
-        Err(err) => internal(err),
+        Ok(Err(CreateRefused::Limit(limit))) => Err(FlashBuilder::error(format!(
+            "You already own {limit} group(s), the most this portal allows per person."
+        ))
+        .redirect(session, "/groups")
+        .await),
+        Err(err) => Err(internal(err)),
     }
 }
 

@@ -145,6 +145,18 @@ impl FormFields {
     }
 }
 
+/// Fields as a browser would send them, for a step the portal answers on the person's behalf.
+impl<'a> FromIterator<(&'a str, String)> for FormFields {
+    fn from_iter<I: IntoIterator<Item = (&'a str, String)>>(pairs: I) -> Self {
+        FormFields(
+            pairs
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
+        )
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for FormFields {
     type Rejection = Response;
 

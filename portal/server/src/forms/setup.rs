@@ -8,7 +8,7 @@ use axum::{
     response::Response,
     Extension,
 };
-use chatmail_portal_app::api::{Hardware, SetupStep};
+use chatmail_portal_app::api::{Hardware, SettingsForm, SetupStep};
 use chatmail_shared::{
     config::FreeText, public_address::check_public, DomainName, EmailAddress, MailDomain,
     RelayConfig,
@@ -88,14 +88,21 @@ pub async fn save(
             "Choose how the records reach your DNS: connect your provider, or enter them yourself.",
         ))),
         // These steps have nothing to enter: confirming moves on.
-        SetupStep::Dns | SetupStep::Records | SetupStep::Download | SetupStep::Status => {
-            db::relays::complete_step(&state.pool, access.group, step.number() as i16)
-                .await
-                .map(|()| Ok(()))
-        }
+        SetupStep::Dns | SetupStep::Records | SetupStep::Download | SetupStep::Status => Ok(Ok(())),
     };
     match result {
         Ok(Ok(())) => {
+            let next = if step == SetupStep::Dns {
+                finish_dns_step(&state.pool, access.group).await
+            } else {
+                db::relays::complete_step(&state.pool, access.group, step.number() as i16)
+                    .await
+                    .map(|()| step.next().unwrap_or(SetupStep::Status))
+            };
+            let next = match next {
+                Ok(next) => next,
+                Err(err) => return internal(err),
+            };
             db::audit::record(
                 &state.pool,
                 Some(access.account.id),
@@ -105,7 +112,6 @@ pub async fn save(
                 Some(ip),
             )
             .await;
-            let next = step.next().unwrap_or(SetupStep::Status);
             see_next(&session, &group, next).await
         }
         Ok(Err(flash)) => {
@@ -145,6 +151,29 @@ async fn see_next(session: &Session, group: &str, next: SetupStep) -> Response {
 
 type StepResult = Result<Result<(), FlashBuilder>, sqlx::Error>;
 
+/// A refused field and why, for the form to show next to it.
+pub(super) type FieldProblem = (&'static str, String);
+
+/// Marks the DNS step done and says where the wizard goes on: the first step whose data is
+/// still missing. A relay made with its settings and addresses (the groups page's form) skips
+/// the settings and hardware steps, which stay open for changes.
+pub(super) async fn finish_dns_step(
+    pool: &sqlx::PgPool,
+    group: Uuid,
+) -> Result<SetupStep, sqlx::Error> {
+    db::relays::complete_step(pool, group, SetupStep::Dns.number() as i16).await?;
+    let Some(relay) = db::relays::by_group(pool, group).await? else {
+        return Ok(SetupStep::Settings);
+    };
+    let has_settings = relay.config_toml.is_some();
+    let has_hardware = relay.hardware.is_some() && (relay.ipv4.is_some() || relay.ipv6.is_some());
+    if !(has_settings && has_hardware) {
+        return Ok(SetupStep::Settings);
+    }
+    db::relays::complete_step(pool, group, SetupStep::Hardware.number() as i16).await?;
+    Ok(SetupStep::Records)
+}
+
 async fn save_domain(
     state: &AppState,
     group: Uuid,
@@ -156,6 +185,39 @@ async fn save_domain(
             FlashBuilder::error("The name was not saved.").field(field, problem)
         ))
     };
+    let (domain, free_zone) = match choose_domain(state, group, fields).await? {
+        Ok(choice) => choice,
+        Err((field, problem)) => return refuse(field, problem),
+    };
+    if !db::relays::set_domain(&state.pool, group, domain.as_str(), free_zone).await? {
+        return refuse(
+            "domain",
+            "Someone took this name a moment ago. Choose another.".into(),
+        );
+    }
+    // Keep the saved settings in step with the new name.
+    if let Some(config) = relay
+        .config_toml
+        .as_deref()
+        .and_then(|text| RelayConfig::from_toml(text).ok())
+    {
+        let mut config = config;
+        config.mail_domain = domain;
+        if let Ok(text) = config.to_toml() {
+            db::relays::set_config(&state.pool, group, &text).await?;
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The relay name a form asks for (a domain of one's own, or a free name under a zone this
+/// portal offers), checked and not used by any relay but `group`'s.
+pub(super) async fn choose_domain(
+    state: &AppState,
+    group: Uuid,
+    fields: &FormFields,
+) -> Result<Result<(MailDomain, Option<Uuid>), FieldProblem>, sqlx::Error> {
+    let refuse = |field: &'static str, problem: String| Ok(Err((field, problem)));
     let zones = db::operator::enabled_zones(&state.pool).await?;
     let (domain, free_zone) = match fields.get("kind") {
         "free" => {
@@ -210,25 +272,7 @@ async fn save_domain(
             ),
         );
     }
-    if !db::relays::set_domain(&state.pool, group, domain.as_str(), free_zone).await? {
-        return refuse(
-            "domain",
-            "Someone took this name a moment ago. Choose another.".into(),
-        );
-    }
-    // Keep the saved settings in step with the new name.
-    if let Some(config) = relay
-        .config_toml
-        .as_deref()
-        .and_then(|text| RelayConfig::from_toml(text).ok())
-    {
-        let mut config = config;
-        config.mail_domain = domain;
-        if let Ok(text) = config.to_toml() {
-            db::relays::set_config(&state.pool, group, &text).await?;
-        }
-    }
-    Ok(Ok(()))
+    Ok(Ok((domain, free_zone)))
 }
 
 /// A free subdomain label: 3–40 of a–z, 0–9 and inner hyphens, and not reserved.
@@ -398,47 +442,15 @@ async fn save_hardware(
     if hardware.is_none() {
         flash = flash.field("hardware", "Choose a Raspberry Pi or a virtual machine.");
     }
-    let ipv4 = match fields.trimmed("ipv4") {
-        "" => None,
-        text => match text.parse::<Ipv4Addr>() {
-            Ok(v4) => match check_public(IpAddr::V4(v4)) {
-                Ok(()) => Some(v4),
-                Err(why) => {
-                    flash = flash.field("ipv4", format!("{v4} {why}."));
-                    None
-                }
-            },
-            Err(_) => {
-                flash = flash.field(
-                    "ipv4",
-                    "Enter an IPv4 address like 93.184.216.34, or leave this empty.",
-                );
-                None
+    let (ipv4, ipv6) = match parse_addresses(fields) {
+        Ok(addresses) => addresses,
+        Err(problems) => {
+            for (field, problem) in problems {
+                flash = flash.field(field, problem);
             }
-        },
+            (None, None)
+        }
     };
-    let ipv6 = match fields.trimmed("ipv6") {
-        "" => None,
-        text => match text.parse::<Ipv6Addr>() {
-            Ok(v6) => match check_public(IpAddr::V6(v6)) {
-                Ok(()) => Some(v6),
-                Err(why) => {
-                    flash = flash.field("ipv6", format!("{v6} {why}."));
-                    None
-                }
-            },
-            Err(_) => {
-                flash = flash.field(
-                    "ipv6",
-                    "Enter an IPv6 address like 2a01:4f8::1, or leave this empty.",
-                );
-                None
-            }
-        },
-    };
-    if !flash.has_errors() && ipv4.is_none() && ipv6.is_none() {
-        flash = flash.field("ipv4", "Enter at least one public address, IPv4 or IPv6.");
-    }
     let Some(hardware) = hardware.filter(|_| !flash.has_errors()) else {
         return Ok(Err(flash));
     };
@@ -461,6 +473,128 @@ async fn save_hardware(
     )
     .await?;
     Ok(Ok(()))
+}
+
+/// Saves the settings and hardware steps as their forms first show, as if the person had
+/// confirmed both: chatmail's defaults with the person's own address as the contact, and a
+/// Raspberry Pi at the given addresses (the download offers every device's image anyway).
+pub(super) async fn save_prefilled_steps(
+    state: &AppState,
+    group: Uuid,
+    contact_mail: &str,
+    ipv4: Option<Ipv4Addr>,
+    ipv6: Option<Ipv6Addr>,
+) -> StepResult {
+    let not_named = || Ok(Err(FlashBuilder::error("Choose the relay's name first.")));
+    let Some(relay) = db::relays::by_group(&state.pool, group).await? else {
+        return not_named();
+    };
+    let Some(domain) = relay
+        .mail_domain
+        .as_deref()
+        .and_then(|d| MailDomain::parse(d).ok())
+    else {
+        return not_named();
+    };
+    let form = crate::backend::prefilled_settings(state, &relay, domain, Some(contact_mail));
+    if let Err(flash) = save_settings(state, group, &relay, &settings_fields(&form)).await? {
+        return Ok(Err(flash));
+    }
+    let Some(relay) = db::relays::by_group(&state.pool, group).await? else {
+        return not_named();
+    };
+    let show = |address: Option<String>| address.unwrap_or_default();
+    let hardware: FormFields = [
+        ("hardware", Hardware::RaspberryPi.as_str().to_string()),
+        ("ipv4", show(ipv4.map(|a| a.to_string()))),
+        ("ipv6", show(ipv6.map(|a| a.to_string()))),
+    ]
+    .into_iter()
+    .collect();
+    save_hardware(state, group, &relay, &hardware).await
+}
+
+/// The settings form's fields as the browser sends them (a checkbox only when ticked).
+fn settings_fields(form: &SettingsForm) -> FormFields {
+    let mut fields = vec![
+        ("contact_mail", form.contact_mail.clone()),
+        ("postal_address", form.postal_address.clone()),
+        ("data_officer", form.data_officer.clone()),
+        ("supervisory_authority", form.supervisory_authority.clone()),
+        ("max_mailbox_size_mb", form.max_mailbox_size_mb.clone()),
+        ("max_message_size_mb", form.max_message_size_mb.clone()),
+        (
+            "delete_mails_after_days",
+            form.delete_mails_after_days.clone(),
+        ),
+        (
+            "delete_inactive_users_after_days",
+            form.delete_inactive_users_after_days.clone(),
+        ),
+    ];
+    if form.registration_open {
+        fields.push(("registration_open", "on".into()));
+    }
+    if form.updates_offered && form.update_checks {
+        fields.push(("update_checks", "on".into()));
+    }
+    fields.into_iter().collect()
+}
+
+/// The relay's public addresses as a form gives them: at least one, each public.
+pub(super) fn parse_addresses(
+    fields: &FormFields,
+) -> Result<(Option<Ipv4Addr>, Option<Ipv6Addr>), Vec<FieldProblem>> {
+    let mut problems = Vec::new();
+    let ipv4 = match fields.trimmed("ipv4") {
+        "" => None,
+        text => match text.parse::<Ipv4Addr>() {
+            Ok(v4) => match check_public(IpAddr::V4(v4)) {
+                Ok(()) => Some(v4),
+                Err(why) => {
+                    problems.push(("ipv4", format!("{v4} {why}.")));
+                    None
+                }
+            },
+            Err(_) => {
+                problems.push((
+                    "ipv4",
+                    "Enter an IPv4 address like 93.184.216.34, or leave this empty.".into(),
+                ));
+                None
+            }
+        },
+    };
+    let ipv6 = match fields.trimmed("ipv6") {
+        "" => None,
+        text => match text.parse::<Ipv6Addr>() {
+            Ok(v6) => match check_public(IpAddr::V6(v6)) {
+                Ok(()) => Some(v6),
+                Err(why) => {
+                    problems.push(("ipv6", format!("{v6} {why}.")));
+                    None
+                }
+            },
+            Err(_) => {
+                problems.push((
+                    "ipv6",
+                    "Enter an IPv6 address like 2a01:4f8::1, or leave this empty.".into(),
+                ));
+                None
+            }
+        },
+    };
+    if problems.is_empty() && ipv4.is_none() && ipv6.is_none() {
+        problems.push((
+            "ipv4",
+            "Enter at least one public address, IPv4 or IPv6.".into(),
+        ));
+    }
+    if problems.is_empty() {
+        Ok((ipv4, ipv6))
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
