@@ -259,6 +259,7 @@ fn main() -> ExitCode {
         Command::Expire(args) => expiry::cli::run(args),
         Command::Run(args) => {
             init_logging();
+            raise_open_file_limit();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -322,6 +323,22 @@ fn init_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Every client holds sockets here (the port-443 multiplexer and the IMAP front take two per
+/// connection, Maddy's side one more), and the soft limit a service inherits is often
+/// 1024: a few hundred connected devices. The soft limit goes up to the hard one, as Go
+/// programs (Maddy) do for themselves.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!("open files: at most {hard} (was {soft})"),
+            Err(e) => tracing::warn!("open files stay at most {soft}: {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!("reading the open-file limit: {e}"),
+    }
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

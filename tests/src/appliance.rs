@@ -90,6 +90,7 @@ pub struct Appliance {
     resources: [String; 3],
     extra_config: String,
     imap_front: bool,
+    soft_open_files: Option<u64>,
     starts: usize,
 }
 
@@ -118,6 +119,7 @@ impl Appliance {
             resources: ["1000".into(), "1".into(), "1".into()],
             extra_config: String::new(),
             imap_front: imap_front_by_default(),
+            soft_open_files: None,
             starts: 0,
         }
     }
@@ -157,6 +159,13 @@ impl Appliance {
     /// loopback.
     pub fn imap_front(mut self, on: bool) -> Self {
         self.imap_front = on;
+        self
+    }
+
+    /// Starts the appliance with this soft limit on open files (through util-linux's
+    /// `prlimit`, which then runs it in its place), as a service manager may leave it.
+    pub fn soft_open_files(mut self, limit: u64) -> Self {
+        self.soft_open_files = Some(limit);
         self
     }
 
@@ -210,7 +219,14 @@ impl Appliance {
         let config = self.write_config();
         let maddy = crate::maddy::binary();
         let p = self.ports;
-        let mut command = Command::new(binary());
+        let mut command = match self.soft_open_files {
+            Some(limit) => {
+                let mut command = Command::new("prlimit");
+                command.arg(format!("--nofile={limit}:")).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
         command
             .arg("run")
             .arg("--config")
@@ -312,6 +328,11 @@ impl RunningAppliance {
     /// Everything the appliance (and Maddy, through it) logged so far.
     pub fn log(&self) -> String {
         self.child.log()
+    }
+
+    /// The appliance's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.pid().expect("the appliance was started")
     }
 
     /// SIGKILL, as a power cut would: no clean-up runs.

@@ -10,9 +10,26 @@ const DOMAIN: &str = "chat.relay.test";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_new_well_known_redirects_and_metrics() {
-    let mut setup = Appliance::new(DOMAIN);
+    // Started as a service manager may leave it: 64 open files, fewer than the relay needs
+    // for its own listeners and a handful of clients.
+    let mut setup = Appliance::new(DOMAIN).soft_open_files(64);
     let app = setup.start().await;
     let any = Trust::Anything;
+
+    // The relay raised its soft limit to the hard one, so connections don't run out of files.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", app.pid())).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files")
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect();
+    assert_eq!(
+        open_files[0], open_files[1],
+        "soft and hard limit: {limits}"
+    );
 
     // Pages from chatmail-shared, with the QR code for DCACCOUNT:https://<domain>/new.
     let home = app.https(DOMAIN, &any, "GET", "/").await;
