@@ -10,7 +10,8 @@
 //! it, so it is set in the database after the person typed a public one), QEMU forwards the
 //! relay's ports there, and the portal's `--probe-port-map` knows where. Pebble resolves
 //! every name to 127.0.0.1 and validates on the forwarded port 80; the guest reaches Pebble
-//! as 10.0.2.100. The portal names that directory in the image (`--relay-acme-directory`);
+//! as 10.0.2.100. The portal names that directory in the image (`--relay-acme-directory`)
+//! and its CAA domain in the relay's CAA record (`--relay-acme-caa-issuer`);
 //! Pebble's CA goes into /perm/chatmail/extra-args, as a tester with the card would add it.
 
 use chatmail_tests::portal_client::phase_done;
@@ -43,6 +44,9 @@ const PASSWORD: &str = "correct horse battery";
 const LIMIT: Duration = Duration::from_secs(600);
 /// Where the guest reaches Pebble (forwarded to Pebble's port on the host).
 const GUEST_ACME_PORT: u16 = 14000;
+/// The CAA domain the portal is told for the test CA (Pebble checks no CAA; the record must
+/// still name the CA the relays use, not Let's Encrypt).
+const CAA_ISSUER: &str = "pebble.test";
 
 /// The person at the browser: every field typed and every click is counted.
 struct Person {
@@ -155,6 +159,8 @@ async fn a_new_group_goes_from_sign_up_to_chatting_on_its_own_relay() {
         .arg(port_map.join(","))
         .arg("--relay-acme-directory")
         .arg(format!("https://{HOST_SERVICES_IP}:{GUEST_ACME_PORT}/dir"))
+        .arg("--relay-acme-caa-issuer")
+        .arg(CAA_ISSUER)
         .start()
         .await;
     phases.end("services up");
@@ -348,8 +354,9 @@ async fn a_new_group_goes_from_sign_up_to_chatting_on_its_own_relay() {
     );
     assert!(
         zone.iter()
-            .any(|l| l.contains(" CAA ") && l.contains(&format!("accounturi={account}"))),
-        "CAA names the device's ACME account: {zone:?}"
+            .any(|l| l.contains(" CAA ")
+                && l.contains(&format!("{CAA_ISSUER};accounturi={account}"))),
+        "CAA names the test CA and the device's ACME account: {zone:?}"
     );
     person.browser.screenshot("journey/ready").await;
     phases.end("probes, DKIM and CAA, ready");

@@ -65,8 +65,13 @@ pub struct Config {
 
     /// The ACME directory every relay's image names instead of Let's Encrypt's (e.g. its
     /// staging directory, or a test CA); relays then ask it for their certificates.
-    #[arg(long, env = "PORTAL_RELAY_ACME_DIRECTORY", value_parser = parse_https_url)]
+    #[arg(long, env = "PORTAL_RELAY_ACME_DIRECTORY", value_parser = parse_https_url, requires = "relay_acme_caa_issuer")]
     pub relay_acme_directory: Option<chatmail_shared::web_url::HttpsUrl>,
+
+    /// That CA's CAA domain (its directory's `meta.caaIdentities`, e.g. `letsencrypt.org`
+    /// for Let's Encrypt's staging directory), which each relay's CAA record then names.
+    #[arg(long, env = "PORTAL_RELAY_ACME_CAA_ISSUER", value_parser = parse_caa_issuer, requires = "relay_acme_directory")]
+    pub relay_acme_caa_issuer: Option<chatmail_shared::DomainName>,
 
     /// Extra trust anchors (PEM file) for probing relays' HTTPS, besides the system's (a test
     /// CA such as Pebble's; never needed on the Internet).
@@ -253,6 +258,10 @@ fn parse_https_url(text: &str) -> Result<chatmail_shared::web_url::HttpsUrl, Str
     chatmail_shared::web_url::HttpsUrl::parse(text).map_err(|e| e.to_string())
 }
 
+fn parse_caa_issuer(text: &str) -> Result<chatmail_shared::DomainName, String> {
+    chatmail_shared::DomainName::parse(text).map_err(|e| format!("not a CAA issuer domain: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +284,23 @@ mod tests {
             let err = parse_port_map(bad).unwrap_err();
             assert!(!err.is_empty(), "{bad}");
         }
+    }
+
+    #[test]
+    fn another_ca_comes_with_its_caa_domain() {
+        let directory = ["--relay-acme-directory", "https://ca.example/dir"];
+        let issuer = ["--relay-acme-caa-issuer", "ca.example"];
+        let parse = |args: &[&str]| Config::try_parse_from(["chatmail-portal"].iter().chain(args));
+        // Either alone would publish a CAA record the relays' CA refuses.
+        let err = parse(&directory).unwrap_err().to_string();
+        assert!(err.contains("--relay-acme-caa-issuer"), "{err}");
+        let err = parse(&issuer).unwrap_err().to_string();
+        assert!(err.contains("--relay-acme-directory"), "{err}");
+        let err = parse(&[&directory[..], &["--relay-acme-caa-issuer", "not a domain"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a CAA issuer domain"), "{err}");
+        let both = parse(&[&directory[..], &issuer[..]].concat()).unwrap();
+        assert_eq!(both.relay_acme_caa_issuer.unwrap().as_str(), "ca.example");
     }
 }

@@ -61,8 +61,6 @@ pub struct Settings {
     /// What relays that opt in to update checks are told: this portal's URL and its release
     /// key. `None` when the portal has no release key (or no URL a device may use).
     pub update_source: Option<UpdateSource>,
-    /// The ACME directory relays' images name instead of the default, if the operator set one.
-    pub relay_acme_directory: Option<chatmail_shared::web_url::HttpsUrl>,
 }
 
 /// Where relays check for updates, and the key their releases are signed with.

@@ -189,6 +189,14 @@ async fn serve(
         .site_root(config.site_root().to_string_lossy().to_string())
         .build();
     let probes = probe_settings(config)?;
+    if let (Some(directory), Some(caa_issuer)) =
+        (&config.relay_acme_directory, &config.relay_acme_caa_issuer)
+    {
+        crate::relay_config::set_operator_acme(crate::relay_config::OperatorAcme {
+            directory: directory.clone(),
+            caa_issuer: caa_issuer.clone(),
+        });
+    }
     let state = AppState {
         leptos_options,
         pool,
@@ -207,7 +215,6 @@ async fn serve(
             probes,
             releases_dir: config.releases_dir(),
             update_source: update_source(config)?,
-            relay_acme_directory: config.relay_acme_directory.clone(),
         }),
     };
     let rechecks = tokio::spawn(crate::go_live::run_rechecks(

@@ -45,13 +45,9 @@ fn parse_file(file: &str) -> Option<(Target, Format)> {
 /// The configuration that goes into the image, as TOML: the saved one exactly, or (before
 /// the settings step was saved) the defaults for the relay's name. A saved configuration
 /// that cannot be read is refused rather than replaced by defaults. The portal's operator
-/// may name another ACME directory for every relay (`--relay-acme-directory`).
-pub fn image_config(state: &AppState, relay: &RelayRow) -> Result<String, String> {
-    let mut config = saved_or_default_config(relay)?;
-    if let Some(directory) = &state.settings.relay_acme_directory {
-        config.acme.directory_url = directory.clone();
-    }
-    config
+/// may name another CA for every relay (`--relay-acme-directory`).
+pub fn image_config(relay: &RelayRow) -> Result<String, String> {
+    relay_config::with_operator_acme(saved_or_default_config(relay)?)
         .to_toml()
         .map_err(|err| format!("The relay's configuration is not valid ({err})."))
 }
@@ -211,7 +207,7 @@ async fn serve_image(
             "This portal has no image for that device.",
         );
     }
-    let config = match image_config(state, relay) {
+    let config = match image_config(relay) {
         Ok(config) => config,
         Err(message) => return problem(StatusCode::CONFLICT, &message),
     };
@@ -318,7 +314,7 @@ pub async fn imager_list(State(state): State<AppState>, Path(token): Path<String
         Ok(found) => found,
         Err(response) => return response,
     };
-    let config = match image_config(&state, &relay) {
+    let config = match image_config(&relay) {
         Ok(config) => config,
         Err(message) => return problem(StatusCode::CONFLICT, &message),
     };
@@ -431,7 +427,7 @@ pub async fn step_data(state: &AppState, relay: &RelayRow) -> DownloadStep {
         );
         return step;
     }
-    let config = match image_config(state, relay) {
+    let config = match image_config(relay) {
         Ok(config) => config,
         Err(message) => {
             step.problem = Some(message);
