@@ -279,7 +279,7 @@ fn main() {
     let backend = load.block_on(backend(hello.len()));
     let stop = CancellationToken::new();
     let mux = mux_runtime.block_on(async {
-        let listeners = alpn_mux::bind([127, 0, 0, 1].into(), 0)
+        let listeners = chatmail_appliance::listen::bind([127, 0, 0, 1].into(), 0, "port 443")
             .await
             .expect("bind");
         let addr = listeners[0].local_addr().expect("address");

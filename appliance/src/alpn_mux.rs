@@ -107,42 +107,6 @@ pub fn local_address(bind: IpAddr, port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
 
-/// Listeners on `bind` and, for the IPv4 wildcard or loopback address, on its IPv6
-/// counterpart too. The IPv6 one is skipped with a warning where the host has no IPv6
-/// (upstream's "unless IPv6 is disabled").
-pub async fn bind(bind: IpAddr, port: u16) -> io::Result<Vec<TcpListener>> {
-    let first = TcpListener::bind(SocketAddr::new(bind, port)).await?;
-    // Port 0 (tests, benchmarks) picks one; the IPv6 listener takes the same.
-    let port = first.local_addr()?.port();
-    let mut listeners = vec![first];
-    let counterpart = match bind {
-        IpAddr::V4(a) if a.is_unspecified() => Some(Ipv6Addr::UNSPECIFIED),
-        IpAddr::V4(a) if a.is_loopback() => Some(Ipv6Addr::LOCALHOST),
-        _ => None,
-    };
-    if let Some(ip) = counterpart {
-        let addr = SocketAddr::new(IpAddr::V6(ip), port);
-        match bind_ipv6_only(addr) {
-            Ok(listener) => listeners.push(listener),
-            Err(e) => tracing::warn!(%addr, "port-443 multiplexer without IPv6: {e}"),
-        }
-    }
-    Ok(listeners)
-}
-
-/// An IPv6 listener that leaves IPv4 to the other socket (Linux makes `[::]` dual-stack
-/// by default, which would collide with the IPv4 listener on the same port).
-fn bind_ipv6_only(addr: SocketAddr) -> io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_only_v6(true)?;
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    TcpListener::from_std(socket.into())
-}
-
 /// Accepts on every listener and routes each connection until `shutdown`, which also
 /// ends the connections in flight.
 pub async fn serve(

@@ -1,6 +1,7 @@
 //! The appliance's pure parts as a library, so that benchmarks, fuzz targets and the mail
 //! corpus test use exactly the code the daemons run: chatmail's mail rules, the milter
-//! wire format, and the port-443 multiplexer with its ClientHello parser. The daemons
+//! wire format, the port-443 multiplexer with its ClientHello parser, and the dual-stack
+//! listeners every public service uses. The daemons
 //! themselves are the `chatmail-appliance` binary (`main.rs`).
 
 pub mod alpn_mux;
@@ -9,6 +10,7 @@ pub mod client_hello;
 pub mod expiry_rules;
 #[path = "imap_front/parser.rs"]
 pub mod imap_parser;
+pub mod listen;
 pub mod mail_rules;
 #[path = "milter/protocol.rs"]
 pub mod milter_protocol;

@@ -627,7 +627,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             move |token| {
                 let backends = backends.clone();
                 async move {
-                    let listeners = alpn_mux::bind(bind, port)
+                    let listeners = chatmail_appliance::listen::bind(bind, port, "port 443")
                         .await
                         .map_err(|e| anyhow::anyhow!("port-443 multiplexer on {port}: {e}"))?;
                     alpn_mux::serve(listeners, backends, preread_timeout, token).await?;

@@ -128,7 +128,9 @@ async fn mux(with_imap: bool) -> Mux {
         submission: recording_backend("smtp:").await,
         web: recording_backend("web:").await,
     };
-    let listeners = alpn_mux::bind(Ipv4Addr::LOCALHOST.into(), 0).await.unwrap();
+    let listeners = chatmail_appliance::listen::bind(Ipv4Addr::LOCALHOST.into(), 0, "port 443")
+        .await
+        .unwrap();
     let port = listeners[0].local_addr().unwrap().port();
     let stop = CancellationToken::new();
     tokio::spawn(alpn_mux::serve(

@@ -39,7 +39,10 @@ struct Conn {
 
 impl Conn {
     async fn tls(port: u16) -> Conn {
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        Conn::tls_at(([127, 0, 0, 1], port).into()).await
+    }
+
+    async fn tls_at(addr: SocketAddr) -> Conn {
         let tls = connect_tls(addr, DOMAIN, &Trust::Anything, &[])
             .await
             .unwrap();
@@ -361,6 +364,14 @@ async fn imap_front_end_to_end() {
 async fn starttls_sasl_and_hostile_input() {
     let (push, _notifications) = notification_service().await;
     let (_setup, app) = start(push).await;
+
+    // Both ports answer on IPv6 as well (the relay's AAAA record sends clients there).
+    let mut v6 = Conn::tls_at((std::net::Ipv6Addr::LOCALHOST, app.ports.imaps).into()).await;
+    let greeting = v6.response().await.unwrap();
+    assert!(greeting.starts_with("* OK"), "993 on ::1: {greeting}");
+    let tcp = TcpStream::connect(("::1", app.ports.imap)).await.unwrap();
+    let greeting = Conn::new(Box::new(tcp)).response().await.unwrap();
+    assert!(greeting.contains("STARTTLS"), "143 on ::1: {greeting}");
 
     // Port 143: plaintext until STARTTLS, no login before it.
     let tcp = TcpStream::connect(("127.0.0.1", app.ports.imap))

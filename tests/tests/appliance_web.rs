@@ -148,6 +148,10 @@ async fn pages_new_well_known_redirects_and_metrics() {
         http.header("location"),
         Some(format!("https://{DOMAIN}:{}/privacy.html", app.ports.https).as_str())
     );
+    // Port 80 answers on IPv6 too: ACME validates there when the relay has an AAAA record.
+    let v6 = (std::net::Ipv6Addr::LOCALHOST, app.ports.http).into();
+    let http_v6 = chatmail_tests::tls_client::http(v6, DOMAIN, "GET", "/privacy.html").await;
+    assert_eq!(http_v6.status, 301, "port 80 on ::1");
     let http_www = app.http(&format!("www.{DOMAIN}"), "GET", "/").await;
     assert_eq!(
         http_www.header("location"),

@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -166,11 +165,14 @@ pub async fn serve(
         (starttls, session::Mode::StartTls),
     ] {
         if let Some(addr) = addr {
-            let listener = TcpListener::bind(addr)
+            let bound = chatmail_appliance::listen::bind(addr.ip(), addr.port(), "IMAP front")
                 .await
                 .map_err(|e| anyhow::anyhow!("IMAP front on {addr}: {e}"))?;
-            tracing::info!(%addr, ?mode, upstream = %front.upstream, "IMAP front listening");
-            listeners.push((listener, mode));
+            for listener in bound {
+                let addr = listener.local_addr()?;
+                tracing::info!(%addr, ?mode, upstream = %front.upstream, "IMAP front listening");
+                listeners.push((listener, mode));
+            }
         }
     }
     let sessions = Arc::new(Semaphore::new(MAX_SESSIONS));

@@ -128,14 +128,30 @@ pub async fn serve_http(
     router: Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
+    let listeners = chatmail_appliance::listen::bind(addr.ip(), addr.port(), "HTTP")
         .await
         .map_err(|e| anyhow::anyhow!("HTTP listener on {addr}: {e}"))?;
-    tracing::info!(%addr, "HTTP listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
-    Ok(())
+    // Ends both listeners' servers when one of them ends (the supervisor then starts the
+    // pair again), without touching the caller's token.
+    let stop = shutdown.child_token();
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
+        let serving = axum::serve(listener, router.clone())
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        servers.spawn(async move { serving.await });
+    }
+    let mut outcome = Ok(());
+    while let Some(result) = servers.join_next().await {
+        stop.cancel();
+        if let Err(e) = result
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r.map_err(Into::into))
+        {
+            outcome = Err(e);
+        }
+    }
+    outcome
 }
 
 /// Serves `router` over HTTPS on `addr` until `shutdown`.
