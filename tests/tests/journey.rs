@@ -401,6 +401,13 @@ async fn a_new_group_goes_from_sign_up_to_chatting_on_its_own_relay() {
         "journey: {total:.1} s in all (goal: under 900 s); the person made {} inputs (goal: at most 12)",
         person.inputs.get()
     );
+    // Times are only printed; the number of inputs is the product's promise and must not
+    // creep back up.
+    assert!(
+        person.inputs.get() <= 12,
+        "the journey took {} inputs",
+        person.inputs.get()
+    );
     vm.assert_running();
     person.browser.close().await;
 }
